@@ -1,0 +1,59 @@
+"""Doc and Token extensions set by spacy-senti components, registered once.
+
+Names follow the head names of ``senti_textcat``:
+
+* exclusive head ``H``: ``doc._.H`` (label) and ``doc._.H_scores`` ({label: prob})
+* multilabel head ``H``: ``doc._.Hs`` ({label: prob}) and ``doc._.H_labels`` (labels over
+  their thresholds)
+* grouped head ``H``: ``doc._.Hs`` ({group: polarity} for groups predicted present) and
+  ``doc._.H_scores`` ({group: {polarity: prob}})
+
+So the default heads ``sentiment``, ``emotion`` and ``aspect`` give ``doc._.sentiment``,
+``doc._.sentiment_scores``, ``doc._.emotions``, ``doc._.emotion_labels``, ``doc._.aspects``
+and ``doc._.aspect_scores``.
+"""
+
+from __future__ import annotations
+
+from spacy.tokens import Doc, Token
+
+from .schema import HeadSpec
+
+LEXICON_DOC_EXTENSIONS = ("lexicon_score", "lexicon_polarity")
+LEXICON_TOKEN_EXTENSIONS = ("valence",)
+HYBRID_DOC_EXTENSIONS = ("sentiment_sources",)
+
+
+def extension_names(head: HeadSpec) -> tuple[str, str]:
+    """(main attribute, secondary attribute) of a head."""
+    if head.kind == "exclusive":
+        return head.name, f"{head.name}_scores"
+    if head.kind == "multilabel":
+        return f"{head.name}s", f"{head.name}_labels"
+    return f"{head.name}s", f"{head.name}_scores"
+
+
+def _ensure_doc(name: str) -> None:
+    if not Doc.has_extension(name):
+        Doc.set_extension(name, default=None)
+
+
+def register_head_extensions(head: HeadSpec) -> None:
+    """Register the Doc extensions of one head (idempotent)."""
+    for name in extension_names(head):
+        _ensure_doc(name)
+
+
+def register_lexicon_extensions() -> None:
+    """Register ``doc._.lexicon_score``, ``doc._.lexicon_polarity`` and ``token._.valence``."""
+    for name in LEXICON_DOC_EXTENSIONS:
+        _ensure_doc(name)
+    for name in LEXICON_TOKEN_EXTENSIONS:
+        if not Token.has_extension(name):
+            Token.set_extension(name, default=None)
+
+
+def register_hybrid_extensions() -> None:
+    """Register ``doc._.sentiment_sources`` (model-only and lexicon-only scores)."""
+    for name in HYBRID_DOC_EXTENSIONS:
+        _ensure_doc(name)
