@@ -126,14 +126,14 @@ def create_transformer_model(
         mixed_precision,
         grad_scaler_config or {},
     )
-    original_init = model._init
+    original_init = model.init
 
     def init(model, X=None, Y=None):
         if not model.attrs["has_transformer"]:
             model.attrs["name"] = resolve_backbone(model.attrs["name"])
         return original_init(model, X, Y)
 
-    model._init = init
+    model.init = init
     return model
 
 

@@ -1,0 +1,432 @@
+"""``senti_textcat``: several classification heads over one shared encoder pass."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from itertools import islice
+from typing import Any
+
+import numpy as np
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.types import Floats2d
+
+from ..extensions import extension_names, register_head_extensions
+from ..models.heads import OUTPUT_LAYER
+from ..models.losses import sigmoid, sigmoid_loss, softmax, softmax_loss
+from ..schema import ABSENT, SEP, HeadSpec, SentiConfigError, find_head, heads_from_config
+
+DEFAULT_MODEL_CONFIG = """
+[model]
+@architectures = "spacy_senti.MultiHeadClassifier.v1"
+pooling = "mean"
+hidden_width = 0
+dropout = 0.1
+nO = null
+
+[model.tok2vec]
+@architectures = "spacy_senti.WordpieceListener.v1"
+grad_factor = 1.0
+upstream = "*"
+"""
+DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+DEFAULT_HEADS = {"sentiment": {"kind": "exclusive"}}
+MAX_POS_WEIGHT = 50.0
+
+
+@Language.factory(
+    "senti_textcat",
+    assigns=["doc.cats"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "heads": {},
+        "scorer": {"@scorers": "spacy_senti.scorer.v1"},
+    },
+    default_score_weights={"senti_macro_f": 1.0, "senti_micro_f": None, "senti_acc": None},
+)
+def make_senti_textcat(
+    nlp: Language,
+    name: str,
+    model: Model[list[Doc], Floats2d],
+    heads: dict[str, dict[str, Any]],
+    scorer: Callable | None,
+) -> SentiTextCategorizer:
+    """Create a multi-head sentiment/emotion/aspect classifier.
+
+    model: a ``spacy_senti.MultiHeadClassifier.v1`` (encoder listener + pooling + heads).
+    heads: ``{name: {kind, labels?, groups?, loss?, focal_gamma?, class_weights?, weight?,
+        label_smoothing?, threshold?}}``; empty means one exclusive head ``sentiment``.
+    scorer: the scoring function, ``spacy_senti.scorer.v1`` by default.
+    """
+    return SentiTextCategorizer(nlp.vocab, model, name, heads=heads, scorer=scorer)
+
+
+class SentiTextCategorizer(TrainablePipe):
+    """Exclusive, multilabel and grouped heads trained jointly; missing heads are masked."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "senti_textcat",
+        *,
+        heads: dict[str, dict[str, Any]] | None = None,
+        scorer: Callable | None = None,
+    ) -> None:
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.heads: list[HeadSpec] = heads_from_config(heads or DEFAULT_HEADS)
+        self.cfg: dict[str, Any] = {"heads": {}, "class_weight_values": {}}
+        self._sync_cfg()
+        for head in self.heads:
+            register_head_extensions(head)
+
+    # --- state -----------------------------------------------------------------------
+    def _sync_cfg(self) -> None:
+        self.cfg["heads"] = {h.name: h.to_config() for h in self.heads}
+
+    def _load_cfg(self) -> None:
+        self.heads = heads_from_config(self.cfg["heads"])
+        for head in self.heads:
+            register_head_extensions(head)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every ``doc.cats`` key this component predicts, in output order."""
+        return tuple(key for head in self.heads for key in head.keys())
+
+    @property
+    def label_data(self) -> dict[str, dict[str, Any]]:
+        return {h.name: {"labels": h.labels, "groups": h.groups} for h in self.heads}
+
+    @property
+    def n_outputs(self) -> int:
+        return sum(head.n_outputs for head in self.heads)
+
+    def head_slices(self) -> dict[str, slice]:
+        """Columns of each head in the model's output."""
+        slices, start = {}, 0
+        for head in self.heads:
+            slices[head.name] = slice(start, start + head.n_outputs)
+            start += head.n_outputs
+        return slices
+
+    def get_head(self, name: str) -> HeadSpec:
+        for head in self.heads:
+            if head.name == name:
+                return head
+        raise KeyError(f"No head {name!r}; heads: {[h.name for h in self.heads]}")
+
+    def set_thresholds(self, head_name: str, thresholds: dict[str, float]) -> None:
+        """Store per-label decision thresholds of a multilabel head."""
+        head = self.get_head(head_name)
+        if head.kind != "multilabel":
+            raise SentiConfigError(f"Head '{head_name}' is {head.kind}: only multilabel heads "
+                                   "have per-label thresholds.")
+        unknown = set(thresholds) - set(head.labels)
+        if unknown:
+            raise SentiConfigError(f"Unknown labels {sorted(unknown)} for head '{head_name}'.")
+        head.thresholds.update({k: float(v) for k, v in thresholds.items()})
+        self._sync_cfg()
+
+    def add_label(self, label: str) -> int:
+        """Add a ``head/label`` (or ``head/group/polarity``) key before training."""
+        head = find_head(self.heads, label)
+        if head is None:
+            raise SentiConfigError(_unknown_head_message(label, self.heads))
+        if self.model.get_ref(OUTPUT_LAYER).has_dim("nO"):
+            raise SentiConfigError("Labels cannot be added after the model is initialised.")
+        added = _add_key(head, label)
+        self._sync_cfg()
+        return int(added)
+
+    # --- prediction --------------------------------------------------------------------
+    def predict(self, docs: Iterable[Doc]):
+        """Per-head probabilities, shape (n_docs, n_outputs); rows of empty docs are 0."""
+        docs = list(docs)
+        probs = self.model.ops.alloc2f(len(docs), self.n_outputs)
+        keep = [i for i, doc in enumerate(docs) if len(doc)]
+        if keep:
+            logits = self.model.predict([docs[i] for i in keep])
+            probs[self.model.ops.xp.asarray(keep)] = self._activate(logits)
+        return probs
+
+    def _activate(self, logits):
+        xp = self.model.ops.xp
+        out = xp.empty_like(logits)
+        for head, sl in zip(self.heads, self.head_slices().values()):
+            block = logits[:, sl]
+            if head.kind == "exclusive":
+                out[:, sl] = softmax(xp, block)
+            elif head.kind == "multilabel":
+                out[:, sl] = sigmoid(xp, block)
+            else:
+                n_pol = len(head.polarities)
+                grouped = softmax(xp, block.reshape(len(block), -1, n_pol))
+                out[:, sl] = grouped.reshape(len(block), -1)
+        return out
+
+    def set_annotations(self, docs: Iterable[Doc], probs) -> None:
+        """Write probabilities to ``doc.cats`` and the typed ``doc._`` views."""
+        values = self.model.ops.to_numpy(probs)
+        slices = self.head_slices()
+        for i, doc in enumerate(docs):
+            if not len(doc):
+                continue
+            row = values[i]
+            for head in self.heads:
+                head_values = row[slices[head.name]]
+                for key, p in zip(head.keys(), head_values):
+                    doc.cats[key] = float(p)
+                _set_extensions(doc, head, head.decode(head_values))
+
+    # --- training ----------------------------------------------------------------------
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optimizer | None = None,
+        losses: dict[str, float] | None = None,
+    ) -> dict[str, float]:
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "SentiTextCategorizer.update")
+        _check_nonempty(examples)
+        if not examples:
+            return losses
+        set_dropout_rate(self.model, drop)
+        logits, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_logits = self.get_loss(examples, logits)
+        backprop(d_logits)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], logits) -> tuple[float, Floats2d]:
+        """Sum of per-head weighted losses; heads a doc does not annotate are masked out."""
+        examples = list(examples)
+        ops = self.model.ops
+        xp = ops.xp
+        d_logits = ops.alloc2f(*logits.shape)
+        total = 0.0
+        for head, sl in zip(self.heads, self.head_slices().values()):
+            rows, gold = self._gold(head, examples)
+            if not rows:
+                continue
+            index = xp.asarray(rows)
+            block = logits[index, sl]
+            targets = ops.asarray2f(np.asarray(gold, dtype="f"))
+            weights = self.cfg["class_weight_values"].get(head.name)
+            weights = ops.asarray1f(np.asarray(weights, dtype="f")) if weights else None
+            gamma = head.focal_gamma if head.loss == "focal" else 0.0
+            if head.kind == "multilabel":
+                loss, d_block = sigmoid_loss(
+                    xp, block, targets, pos_weights=weights, gamma=gamma,
+                    label_smoothing=head.label_smoothing,
+                )
+            else:
+                width = head.n_outputs if head.kind == "exclusive" else len(head.polarities)
+                loss, d_block = softmax_loss(
+                    xp, block.reshape(-1, width), targets.reshape(-1, width),
+                    class_weights=weights, gamma=gamma, label_smoothing=head.label_smoothing,
+                )
+                d_block = d_block.reshape(len(rows), -1)
+            d_logits[index, sl] = d_block * head.weight
+            total += loss * head.weight
+        return total, d_logits
+
+    def _gold(self, head: HeadSpec, examples: list[Example]) -> tuple[list[int], list[list[float]]]:
+        allowed = set(head.keys())
+        rows, gold = [], []
+        for i, eg in enumerate(examples):
+            cats = eg.reference.cats
+            if not head.is_annotated(cats):
+                continue
+            for key in cats:
+                if key.startswith(head.name + SEP) and key not in allowed:
+                    raise SentiConfigError(_unknown_label_message(key, head))
+            rows.append(i)
+            gold.append(head.gold_row(cats))
+        return rows, gold
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Language | None = None,
+        labels: dict[str, dict[str, list[str]]] | None = None,
+    ) -> None:
+        """Infer labels (unless configured), class weights and the output width."""
+        validate_get_examples(get_examples, "SentiTextCategorizer.initialize")
+        if labels:
+            for name, data in labels.items():
+                head = self.get_head(name)
+                head.labels = list(data.get("labels", head.labels))
+                head.groups = list(data.get("groups", head.groups))
+        configured = {h.name: bool(h.labels) for h in self.heads}
+        for eg in get_examples():
+            for key in eg.reference.cats:
+                if SEP not in key:
+                    continue
+                head = find_head(self.heads, key)
+                if head is None:
+                    raise SentiConfigError(_unknown_head_message(key, self.heads))
+                if configured[head.name]:
+                    if key not in head.keys() and not _is_absent_key(head, key):
+                        raise SentiConfigError(_unknown_label_message(key, head))
+                    continue
+                _add_key(head, key)
+        for head in self.heads:
+            _check_head_ready(head)
+            head.labels = _sorted_unless_configured(head.labels, configured[head.name])
+            head.groups = _sorted_unless_configured(head.groups, configured[head.name])
+        examples = list(islice(get_examples(), 1000))
+        _check_nonempty(examples)
+        self.cfg["class_weight_values"] = {
+            head.name: _class_weights(head, *self._gold(head, list(get_examples())))
+            for head in self.heads
+            if head.class_weights != "none"
+        }
+        self._sync_cfg()
+        self.model.get_ref(OUTPUT_LAYER).set_dim("nO", self.n_outputs)
+        doc_sample = [eg.reference for eg in examples[:10]]
+        self.model.initialize(X=doc_sample)
+
+    # --- scoring and serialisation ----------------------------------------------------------
+    def score(self, examples: Iterable[Example], **kwargs) -> dict[str, Any]:
+        validate_examples(examples, "SentiTextCategorizer.score")
+        return self.scorer(examples, heads=self.heads)
+
+    def to_bytes(self, *, exclude=tuple()):
+        self._sync_cfg()
+        return super().to_bytes(exclude=exclude)
+
+    def to_disk(self, path, *, exclude=tuple()):
+        self._sync_cfg()
+        return super().to_disk(path, exclude=exclude)
+
+    def from_bytes(self, bytes_data, *, exclude=tuple()):
+        super().from_bytes(bytes_data, exclude=exclude)
+        self._load_cfg()
+        return self
+
+    def from_disk(self, path, *, exclude=tuple()):
+        super().from_disk(path, exclude=exclude)
+        self._load_cfg()
+        return self
+
+
+# --- helpers ------------------------------------------------------------------------------
+def _set_extensions(doc: Doc, head: HeadSpec, decoded: dict[str, Any]) -> None:
+    main, secondary = extension_names(head)
+    if head.kind == "exclusive":
+        doc._.set(main, decoded["label"])
+        doc._.set(secondary, decoded["scores"])
+    elif head.kind == "multilabel":
+        doc._.set(main, decoded["scores"])
+        doc._.set(secondary, decoded["labels"])
+    else:
+        doc._.set(main, decoded["aspects"])
+        doc._.set(secondary, decoded["scores"])
+
+
+def _is_absent_key(head: HeadSpec, key: str) -> bool:
+    return head.kind == "grouped" and key.endswith(SEP + ABSENT)
+
+
+def _add_key(head: HeadSpec, key: str) -> bool:
+    """Add the label (or group and polarity) of ``key`` to ``head``; True if anything new."""
+    parsed = head.split_key(key)
+    added = False
+    if head.kind == "grouped":
+        group, polarity = parsed
+        if group not in head.groups:
+            head.groups.append(group)
+            added = True
+        if polarity != ABSENT and polarity not in head.labels:
+            head.labels.append(polarity)
+            added = True
+    elif parsed not in head.labels:
+        if not parsed:
+            raise SentiConfigError(f"Empty label in key {key!r} of head '{head.name}'.")
+        head.labels.append(parsed)
+        added = True
+    return added
+
+
+def _sorted_unless_configured(values: list[str], configured: bool) -> list[str]:
+    return list(values) if configured else sorted(values)
+
+
+def _check_head_ready(head: HeadSpec) -> None:
+    where = f"[components.senti_textcat.heads.{head.name}]"
+    if not head.labels:
+        raise SentiConfigError(
+            f"Head '{head.name}' has no labels: the training data has no '{head.name}{SEP}...' "
+            f"keys in doc.cats. Add annotated examples or list the labels in {where} labels."
+        )
+    if head.kind == "exclusive" and len(head.labels) < 2:
+        raise SentiConfigError(
+            f"Exclusive head '{head.name}' needs at least two labels, found {head.labels}."
+        )
+    if head.kind == "grouped" and not head.groups:
+        raise SentiConfigError(f"Grouped head '{head.name}' has no groups; set {where} groups.")
+
+
+def _check_nonempty(examples: list[Example]) -> None:
+    for i, eg in enumerate(examples):
+        if not len(eg.reference) or not eg.reference.text.strip():
+            raise SentiConfigError(
+                f"Training example {i} has no text (an empty doc). Remove empty rows from the "
+                "data, e.g. re-run `spacy-senti convert` which reports and skips them."
+            )
+
+
+def _class_weights(head: HeadSpec, rows: list[int], gold: list[list[float]]) -> list[float]:
+    """Class weights (exclusive, grouped) or positive-class weights (multilabel)."""
+    matrix = np.asarray(gold, dtype="f").reshape(len(gold), -1)
+    names = head.polarities if head.kind == "grouped" else head.labels
+    if head.kind == "grouped":
+        matrix = matrix.reshape(-1, len(names))
+    if isinstance(head.class_weights, dict):
+        unknown = set(head.class_weights) - set(names)
+        if unknown:
+            raise SentiConfigError(
+                f"class_weights of head '{head.name}' name unknown labels {sorted(unknown)}; "
+                f"labels are {names}."
+            )
+        return [float(head.class_weights.get(name, 1.0)) for name in names]
+    counts = matrix.sum(axis=0)
+    n = float(len(matrix))
+    if head.kind == "multilabel":
+        pos = np.maximum(counts, 1.0)
+        return np.clip((n - counts) / pos, 1.0, MAX_POS_WEIGHT).tolist()
+    return (n / (len(names) * np.maximum(counts, 1.0))).tolist()
+
+
+def _unknown_head_message(key: str, heads: list[HeadSpec]) -> str:
+    names = [h.name for h in heads]
+    return (
+        f"doc.cats key {key!r} names no head of senti_textcat (heads: {names}). Keys look like "
+        f"'<head>{SEP}<label>'; add a [components.senti_textcat.heads.{key.split(SEP)[0]}] "
+        "block or fix the key in the data."
+    )
+
+
+def _unknown_label_message(key: str, head: HeadSpec) -> str:
+    return (
+        f"Label {key!r} in the data is not among the labels configured for head "
+        f"'{head.name}' ({head.keys() if head.kind != 'grouped' else head.groups}). Add it to "
+        f"[components.senti_textcat.heads.{head.name}] labels, or map it in "
+        "`spacy-senti convert --label-map`."
+    )
