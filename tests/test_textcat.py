@@ -233,7 +233,10 @@ def test_token_level_listener_and_focal_and_weights(tiny_bert):
     nlp = nlp_from_config(config)
     rows = CASES["exclusive"][1] + [("really bad", exclusive_cats("negative"))]
     losses = train(nlp, make_examples(nlp, rows), n_iter=50, lr=LR)
-    assert losses[-1] < losses[0] / 5
+    assert losses[-1] < losses[0] / 2  # smoothing keeps a floor under the loss
+    assert [d._.sentiment for d in nlp.pipe([t for t, _ in rows])] == [
+        max(c, key=c.get).split("/")[1] for _, c in rows
+    ]
     weights = nlp.get_pipe("senti_textcat").cfg["class_weight_values"]["sentiment"]
     # 3 negatives, 2 positives -> balanced weights n / (k * count)
     assert weights == pytest.approx([5 / 6, 5 / 4])

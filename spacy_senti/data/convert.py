@@ -1,0 +1,481 @@
+"""Convert labelled text (CSV/TSV/JSONL/lines, GoEmotions, TweetEval, SemEval-2014 XML) to
+spaCy ``DocBin`` files whose ``doc.cats`` follow :mod:`spacy_senti.schema`.
+
+Every doc gets the full key set of its head with 0.0/1.0 values (grouped heads: for each
+group ``absent`` + polarities), so it is unambiguously annotated for that head. Nothing is
+dropped silently: every input row ends up either in an output split or in a skip counter
+with its reason and location, and ``rows in == docs out + skipped``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..schema import ABSENT, HEAD_KINDS, SEP, HeadSpec, SentiConfigError
+from .clean import CleanConfig, clean_text
+from .readers import READERS, DataFormatError, ReaderOptions, Record, open_source, split_multi
+from .split import DuplicateReport, dedupe, find_duplicates, stratified_sample, stratified_split
+
+FORMATS = tuple(READERS)
+DEFAULT_HEAD = {"goemotions": ("emotion", "multilabel"), "semeval14": ("aspect", "grouped")}
+GROUP_ALIASES = {"anecdotes/miscellaneous": "anecdotes"}
+SPLIT_ALIASES = {"train": "train", "dev": "dev", "val": "dev", "valid": "dev",
+                 "validation": "dev", "test": "test"}
+SPLIT_NAMES = ("train", "dev", "test")
+EXTENSIONS = {"csv": (".csv",), "tsv": (".tsv",), "goemotions": (".tsv",),
+              "jsonl": (".jsonl", ".json"), "lines": (".txt",), "tweeteval": ("_text.txt",),
+              "semeval14": (".xml",)}
+
+EMPTY_TEXT = "empty text"
+EMPTY_LABEL = "empty label"
+UNKNOWN_LABEL = "unknown label"
+MALFORMED = "malformed row"
+SEVERAL_LABELS = "several labels for an exclusive head"
+CONFLICTING_ASPECT = "conflicting polarities for one aspect"
+NOT_SAMPLED = "not sampled (--sample)"
+DUPLICATE = "duplicate (--dedupe)"
+DATA_PROBLEMS = (EMPTY_TEXT, EMPTY_LABEL, UNKNOWN_LABEL, MALFORMED, SEVERAL_LABELS,
+                 CONFLICTING_ASPECT)
+MAX_LOCATIONS = 10
+
+
+@dataclass
+class ConvertOptions:
+    """What to read and how to annotate it (the ``spacy-senti convert`` options)."""
+
+    format: str
+    head: str | None = None
+    kind: str | None = None
+    text_col: str | None = None
+    label_col: str | None = None
+    sep: str | None = None
+    multi_sep: str = ","
+    encoding: str = "utf-8"
+    quoting: str = "auto"
+    header: bool = True
+    label_file: Path | None = None
+    label_map: dict[str, str] | None = None
+    labels: list[str] | None = None
+    groups: list[str] | None = None
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    strict: bool = False
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise DataFormatError(
+                f"Unknown --format {self.format!r}; use one of {', '.join(FORMATS)}."
+            )
+        head, kind = DEFAULT_HEAD.get(self.format, ("sentiment", "exclusive"))
+        self.head = self.head or head
+        self.kind = self.kind or kind
+        if self.kind not in HEAD_KINDS:
+            raise DataFormatError(f"--kind must be one of {', '.join(HEAD_KINDS)}.")
+        if SEP in self.head or not self.head:
+            raise DataFormatError(f"--head {self.head!r}: use a non-empty name without '/'.")
+
+    def reader_options(self) -> ReaderOptions:
+        return ReaderOptions(
+            format=self.format, text_col=self.text_col, label_col=self.label_col,
+            sep=self.sep, multi_sep=self.multi_sep, encoding=self.encoding,
+            quoting=self.quoting, header=self.header, label_file=self.label_file,
+            grouped=self.kind == "grouped",
+        )
+
+
+@dataclass(frozen=True)
+class Example:
+    """A converted row: cleaned text and its labels (grouped: ``"group/polarity"``)."""
+
+    text: str
+    labels: tuple[str, ...]
+    where: str
+
+
+@dataclass
+class InputStats:
+    """Rows read from one input file and the rows skipped, by reason, with locations."""
+
+    name: str
+    path: Path
+    n_in: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    locations: dict[str, list[str]] = field(default_factory=dict)
+
+    def skip(self, reason: str, where: str, detail: str = "") -> None:
+        self.skipped[reason] += 1
+        places = self.locations.setdefault(reason, [])
+        if len(places) < MAX_LOCATIONS:
+            places.append(f"{where} {detail}".strip())
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    @property
+    def n_problems(self) -> int:
+        return sum(self.skipped[r] for r in DATA_PROBLEMS)
+
+
+@dataclass
+class ConversionResult:
+    """Converted splits, the head they annotate, and every count the report prints."""
+
+    head: HeadSpec
+    splits: dict[str, list[Example]]
+    inputs: list[InputStats]
+    duplicates: DuplicateReport
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    labels_from: str = "the data"
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def n_in(self) -> int:
+        return sum(s.n_in for s in self.inputs)
+
+    @property
+    def n_out(self) -> int:
+        return sum(len(docs) for docs in self.splits.values())
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(s.n_skipped for s in self.inputs)
+
+    def label_counts(self, split: str) -> Counter:
+        """Docs per label (grouped: per ``group/polarity``) in one output split."""
+        return Counter(lab for ex in self.splits[split] for lab in ex.labels)
+
+
+# --- labels -------------------------------------------------------------------------------
+def parse_label_map(spec: str | None) -> dict[str, str] | None:
+    """``"0=negative,1=positive"`` -> ``{"0": "negative", "1": "positive"}``."""
+    if not spec:
+        return None
+    mapping = {}
+    for item in split_multi(spec, ","):
+        if "=" not in item:
+            raise DataFormatError(f"--label-map item {item!r} is not 'raw=name'.")
+        raw, name = item.split("=", 1)
+        mapping[raw.strip()] = name.strip()
+    return mapping
+
+
+def key_safe(name: str) -> str:
+    """A label usable inside a ``doc.cats`` key: trimmed, no '/' (replaced by '_')."""
+    return " ".join(name.split()).replace(SEP, "_")
+
+
+def group_name(raw: str) -> str:
+    """Normalised aspect group: ``anecdotes/miscellaneous`` -> ``anecdotes``, no '/' or spaces."""
+    name = " ".join(raw.split())
+    name = GROUP_ALIASES.get(name.lower(), name)
+    return re.sub(r"[\s/]+", "_", name).strip("_")
+
+
+class _Labeller:
+    """Maps raw labels to head labels, or gives the reason a row must be skipped."""
+
+    def __init__(self, opts: ConvertOptions, declared_map: dict[str, str] | None) -> None:
+        self.opts = opts
+        self.declared_map = declared_map
+        self.user_map = opts.label_map
+        self.allowed: set[str] | None = None
+        if opts.labels:
+            self.allowed = {key_safe(lab) for lab in opts.labels}
+        elif opts.label_map and opts.kind != "grouped":
+            self.allowed = {key_safe(v) for v in opts.label_map.values()}
+        elif declared_map is not None and opts.kind != "grouped":
+            self.allowed = {key_safe(v) for v in declared_map.values()}
+        self.allowed_groups = {group_name(g) for g in opts.groups} if opts.groups else None
+
+    def _map(self, raw: str) -> str | None:
+        label = raw.strip()
+        if self.declared_map is not None:
+            if label not in self.declared_map:
+                return None
+            label = self.declared_map[label]
+        if self.user_map is not None:
+            if label not in self.user_map:
+                return None
+            label = self.user_map[label]
+        label = key_safe(label)
+        if not label or (self.allowed is not None and label not in self.allowed):
+            return None
+        return label
+
+    def __call__(self, rec: Record) -> tuple[tuple[str, ...], str, str]:
+        """(labels, skip reason or "", detail for the report)."""
+        if self.opts.kind == "grouped":
+            return self._aspects(rec)
+        if rec.labels is None:
+            return (), EMPTY_LABEL, ""
+        raw = rec.labels
+        if self.opts.kind == "multilabel":
+            raw = [piece for item in raw for piece in split_multi(item, self.opts.multi_sep)]
+        elif len(raw) != 1:
+            return (), (EMPTY_LABEL if not raw else SEVERAL_LABELS), repr(raw)
+        labels: list[str] = []
+        for item in raw:
+            label = self._map(item)
+            if label is None:
+                return (), UNKNOWN_LABEL, repr(item)
+            if label not in labels:
+                labels.append(label)
+        return tuple(labels), "", ""
+
+    def _aspects(self, rec: Record) -> tuple[tuple[str, ...], str, str]:
+        if rec.aspects is None:
+            return (), EMPTY_LABEL, ""
+        chosen: dict[str, str] = {}
+        for raw_group, raw_pol in rec.aspects:
+            if raw_pol.strip().lower() == ABSENT:  # an explicit "not mentioned"
+                continue
+            group = group_name(raw_group)
+            polarity = self._map(raw_pol.lower())
+            if not group or polarity is None or (
+                self.allowed_groups is not None and group not in self.allowed_groups
+            ):
+                return (), UNKNOWN_LABEL, repr(f"{raw_group}:{raw_pol}")
+            if chosen.setdefault(group, polarity) != polarity:
+                return (), CONFLICTING_ASPECT, repr(group)
+        return tuple(f"{g}{SEP}{p}" for g, p in chosen.items()), "", ""
+
+
+def label_source(opts: ConvertOptions, declared: list[str] | None) -> str:
+    """Where the head's label set comes from (printed in the report)."""
+    if opts.labels:
+        return "--labels"
+    if opts.label_map and opts.kind != "grouped":
+        return "--label-map"
+    if declared is not None and opts.kind != "grouped":
+        return "the format's label file"
+    return "the data (pass --labels to fix the set across separately converted files)"
+
+
+def build_head(opts: ConvertOptions, splits: dict[str, list[Example]],
+               declared: list[str] | None) -> HeadSpec:
+    """The head spec: labels from --labels, the label map, the format, or the data."""
+    seen = [lab for docs in splits.values() for ex in docs for lab in ex.labels]
+    groups: list[str] = []
+    if opts.kind == "grouped":
+        seen_pol = sorted({lab.split(SEP, 1)[1] for lab in seen})
+        labels = [key_safe(x) for x in opts.labels] if opts.labels else seen_pol
+        labels = [lab for lab in labels if lab != ABSENT]
+        groups = ([group_name(g) for g in opts.groups] if opts.groups
+                  else sorted({lab.split(SEP, 1)[0] for lab in seen}))
+    elif opts.labels:
+        labels = [key_safe(x) for x in opts.labels]
+    elif opts.label_map:
+        labels = list(dict.fromkeys(key_safe(v) for v in opts.label_map.values()))
+    elif declared is not None:
+        labels = list(dict.fromkeys(key_safe(v) for v in declared))
+    else:
+        labels = sorted(set(seen))
+    cfg = {"kind": opts.kind, "labels": labels, "groups": groups}
+    try:
+        return HeadSpec.from_config(opts.head or "sentiment", cfg)
+    except SentiConfigError as err:
+        raise DataFormatError(str(err)) from None
+
+
+def cats_for(example: Example, head: HeadSpec) -> dict[str, float]:
+    """The full key set of ``head`` with 0.0/1.0 values for one example."""
+    present = set(example.labels)
+    if head.kind != "grouped":
+        return {f"{head.name}{SEP}{lab}": float(lab in present) for lab in head.labels}
+    polarity = dict(lab.split(SEP, 1) for lab in present)
+    cats = {}
+    for group in head.groups:
+        for pol in head.polarities:
+            hit = polarity.get(group, ABSENT) == pol
+            cats[f"{head.name}{SEP}{group}{SEP}{pol}"] = float(hit)
+    return cats
+
+
+# --- inputs -------------------------------------------------------------------------------
+def _split_of(path: Path, fmt: str) -> str | None:
+    stem = path.name
+    for ext in EXTENSIONS[fmt]:
+        if stem.lower().endswith(ext):
+            stem = stem[: -len(ext)]
+    tokens = [t for t in stem.lower().replace("-", "_").replace(".", "_").split("_") if t]
+    hits = {SPLIT_ALIASES[t] for t in tokens if t in SPLIT_ALIASES}
+    return hits.pop() if len(hits) == 1 else None
+
+
+def discover_inputs(path: Path, fmt: str) -> dict[str, Path]:
+    """``{name: file}``: one file (named by its stem), or a folder's train/dev/test files."""
+    path = Path(path)
+    if path.is_file():
+        name = path.name
+        for ext in EXTENSIONS[fmt]:
+            if name.lower().endswith(ext):
+                name = name[: -len(ext)]
+        return {name or path.stem: path}
+    if not path.is_dir():
+        raise DataFormatError(f"Input {path} does not exist.")
+    found: dict[str, list[Path]] = {}
+    for child in sorted(path.iterdir()):
+        if child.is_file() and child.name.lower().endswith(EXTENSIONS[fmt]):
+            split = _split_of(child, fmt)
+            if split:
+                found.setdefault(split, []).append(child)
+    ambiguous = {s: files for s, files in found.items() if len(files) > 1}
+    if ambiguous:
+        listing = "; ".join(f"{s}: {', '.join(f.name for f in fs)}" for s, fs in ambiguous.items())
+        raise DataFormatError(f"{path}: several files per split ({listing}); pass one file.")
+    if not found:
+        raise DataFormatError(
+            f"{path}: no train/dev(val)/test files with extension {'/'.join(EXTENSIONS[fmt])} "
+            f"for --format {fmt}; pass a file instead."
+        )
+    return {s: found[s][0] for s in SPLIT_NAMES if s in found}
+
+
+def _read_input(name: str, path: Path, opts: ConvertOptions, progress: bool
+                ) -> tuple[InputStats, list[Example], list[str] | None]:
+    """Read, clean and validate one file."""
+    source = open_source(path, opts.reader_options())
+    labeller = _Labeller(opts, source.label_map)
+    stats = InputStats(name, path)
+    examples: list[Example] = []
+    records: Iterable[Record] = source.records
+    if opts.limit is not None:
+        records = itertools.islice(records, opts.limit)
+    for rec in _progress(records, f"reading {path.name}", progress):
+        stats.n_in += 1
+        if rec.problem:
+            reason = MALFORMED if rec.problem.startswith(MALFORMED) else rec.problem
+            stats.skip(reason, rec.where, rec.problem[len(MALFORMED):].lstrip(": "))
+            continue
+        text = clean_text(rec.text, opts.clean)
+        if not text.strip():
+            stats.skip(EMPTY_TEXT, rec.where)
+            continue
+        labels, reason, detail = labeller(rec)
+        if reason:
+            stats.skip(reason, rec.where, detail)
+            continue
+        examples.append(Example(text, labels, rec.where))
+    if opts.strict and stats.n_problems:
+        raise DataFormatError(f"--strict: {path} has rows that cannot be converted:\n"
+                              + "\n".join(_problem_lines(stats)))
+    return stats, examples, source.labels
+
+
+def _problem_lines(stats: InputStats) -> list[str]:
+    return [
+        f"  {reason}: {stats.skipped[reason]} (at {', '.join(stats.locations[reason])}"
+        f"{', ...' if stats.skipped[reason] > MAX_LOCATIONS else ''})"
+        for reason in DATA_PROBLEMS if stats.skipped[reason]
+    ]
+
+
+def _progress(items: Iterable, desc: str, enabled: bool) -> Iterator:
+    from tqdm import tqdm
+
+    return iter(tqdm(items, desc=desc, unit=" rows", disable=None if enabled else True,
+                     leave=False))
+
+
+def _stratify_key(ex: Example, kind: str) -> object:
+    return ex.labels[0] if kind == "exclusive" and len(ex.labels) == 1 else ex.labels
+
+
+# --- main entry ---------------------------------------------------------------------------
+def convert(
+    input_path: Path | str,
+    opts: ConvertOptions,
+    split: Sequence[float] | None = None,
+    seed: int = 0,
+    dedupe_splits: bool = False,
+    sample: int | None = None,
+    progress: bool = True,
+) -> ConversionResult:
+    """Read ``input_path`` (a file or a folder of train/dev/test files) into examples.
+
+    split: fractions (train, dev[, test]) to split a single input, stratified.
+    sample: keep a stratified random ``sample`` rows of each input (after validation).
+    dedupe_splits: drop cross-split duplicates from later splits and repeats from train.
+    """
+    inputs = discover_inputs(Path(input_path), opts.format)
+    if split and len(inputs) > 1:
+        raise DataFormatError(
+            f"--split needs a single input file, but {input_path} already has splits "
+            f"({', '.join(inputs)})."
+        )
+    stats_list: list[InputStats] = []
+    splits: dict[str, list[Example]] = {}
+    owner: dict[str, InputStats] = {}
+    declared: list[str] | None = None
+    for name, path in inputs.items():
+        stats, examples, labels = _read_input(name, path, opts, progress)
+        declared = declared or labels
+        if sample is not None:
+            keys = [_stratify_key(ex, opts.kind or "") for ex in examples]
+            keep = set(stratified_sample(keys, sample, seed).tolist())
+            for i, ex in enumerate(examples):
+                if i not in keep:
+                    stats.skip(NOT_SAMPLED, ex.where)
+            examples = [ex for i, ex in enumerate(examples) if i in keep]
+        stats_list.append(stats)
+        if split:
+            names = SPLIT_NAMES[: len(split)]
+            keys = [_stratify_key(ex, opts.kind or "") for ex in examples]
+            parts = stratified_split(keys, split, seed)
+            for part_name, idx in zip(names, parts, strict=True):
+                splits[part_name] = [examples[i] for i in idx]
+                owner[part_name] = stats
+        else:
+            splits[name] = examples
+            owner[name] = stats
+    items = {s: [(ex.text, ex.labels) for ex in docs] for s, docs in splits.items()}
+    if dedupe_splits:
+        keep_idx, report = dedupe(items)
+        for s, docs in splits.items():
+            kept = set(keep_idx[s])
+            for i, ex in enumerate(docs):
+                if i not in kept:
+                    owner[s].skip(DUPLICATE, ex.where)
+            splits[s] = [docs[i] for i in keep_idx[s]]
+    else:
+        report = find_duplicates(items)
+    head = build_head(opts, splits, declared)
+    return ConversionResult(head, splits, stats_list, report, opts.clean,
+                            label_source(opts, declared))
+
+
+def write_docbins(result: ConversionResult, output: Path | str, lang: str = "en",
+                  progress: bool = True) -> dict[str, Path]:
+    """Write one ``.spacy`` file per split (``output`` is a folder, or a ``.spacy`` file
+    when there is a single split); returns ``{split: path}``."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    output = Path(output)
+    single = output.suffix == ".spacy"
+    if single and len(result.splits) != 1:
+        raise DataFormatError(
+            f"{output} is a single .spacy file but the conversion has {len(result.splits)} "
+            f"splits ({', '.join(result.splits)}); give an output folder."
+        )
+    nlp = spacy.blank(lang)
+    paths: dict[str, Path] = {}
+    for name, examples in result.splits.items():
+        path = output if single else output / f"{name}.spacy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        docbin = DocBin(store_user_data=False)
+        docs = nlp.tokenizer.pipe(ex.text for ex in examples)
+        bar = _progress(examples, f"writing {path.name}", progress)
+        for ex, doc in zip(bar, docs, strict=True):
+            doc.cats = cats_for(ex, result.head)
+            docbin.add(doc)
+        docbin.to_disk(path)
+        paths[name] = path
+    result.outputs = paths
+    return paths
