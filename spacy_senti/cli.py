@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from .backbone import backbone_app
+from .data.convert_cli import convert_command
+from .evaluation.cli import evaluate_command, tune_thresholds_command
 
 app = typer.Typer(
     name="spacy-senti",
@@ -13,6 +15,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(backbone_app, name="backbone")
+app.command("convert")(convert_command)
+app.command("evaluate")(evaluate_command)
+app.command("tune-thresholds")(tune_thresholds_command)
 
 
 def main() -> None:  # pragma: no cover - console entry

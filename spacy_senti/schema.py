@@ -159,7 +159,8 @@ class HeadSpec:
             return [float(cats.get(key, 0.0)) for key in self.keys()]
         row: list[float] = []
         for g in self.groups:
-            values = [float(cats.get(f"{self.name}{SEP}{g}{SEP}{p}", 0.0)) for p in self.polarities]
+            keys = [f"{self.name}{SEP}{g}{SEP}{p}" for p in self.polarities]
+            values = [float(cats.get(key, 0.0)) for key in keys]
             if sum(values[1:]) == 0.0:
                 values[0] = 1.0
             row.extend(values)

@@ -14,7 +14,7 @@ Pooling then reduces the rows of each doc: ``mean``, ``cls`` (first row) or ``at
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from spacy.util import registry
 from spacy_transformers.data_classes import TransformerData
@@ -68,7 +68,8 @@ def _wordpieces_forward(
         (t.width for t in trf_datas if "last_hidden_state" in t.model_output), 0
     )
     for trf in trf_datas:
-        if "last_hidden_state" not in trf.model_output or trf.model_output.last_hidden_state.size == 0:
+        output = trf.model_output
+        if "last_hidden_state" not in output or output.last_hidden_state.size == 0:
             outputs.append(ops.alloc2f(0, width))
             shapes.append(None)
             continue
