@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 HEAD_KINDS = ("exclusive", "multilabel", "grouped")
 LOSSES = ("cross_entropy", "focal")
 ABSENT = "absent"
@@ -103,7 +105,9 @@ class HeadSpec:
             thresholds={str(k): float(v) for k, v in (cfg.get("thresholds") or {}).items()},
         )
         if spec.kind != "grouped" and spec.groups:
-            raise SentiConfigError(f"Head '{name}' sets groups, but only grouped heads have groups.")
+            raise SentiConfigError(
+                f"Head '{name}' sets groups, but only grouped heads have groups."
+            )
         if not 0.0 <= spec.label_smoothing < 1.0:
             raise SentiConfigError(f"Head '{name}': label_smoothing must be in [0, 1).")
         if ABSENT in spec.labels and spec.kind == "grouped":
@@ -190,7 +194,11 @@ class HeadSpec:
             return {"label": best, "scores": scores}
         if self.kind == "multilabel":
             scores = dict(zip(self.labels, values))
-            chosen = [lab for lab, p in scores.items() if p >= self.label_threshold(lab)]
+            # float32 like the scorer, so a probability equal to its threshold agrees
+            chosen = [
+                lab for lab, p in scores.items()
+                if np.float32(p) >= np.float32(self.label_threshold(lab))
+            ]
             return {"labels": chosen, "scores": scores}
         n_pol = len(self.polarities)
         group_scores: dict[str, dict[str, float]] = {}

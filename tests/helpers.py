@@ -6,11 +6,10 @@ import random
 from pathlib import Path
 
 import spacy
+from conftest import CONFIGS
 from spacy.language import Language
 from spacy.training import Example
 from thinc.api import Config
-
-from conftest import CONFIGS
 
 
 def load_config(name: str, backbone: Path, **overrides) -> Config:
