@@ -9,13 +9,13 @@ from importlib.metadata import entry_points
 import pytest
 
 EXPECTED = {
-    "spacy_factories": {"senti_textcat"},
+    "spacy_factories": {"senti_textcat", "senti_lexicon"},
     "spacy_architectures": {
         "spacy_senti.MultiHeadClassifier.v1",
         "spacy_senti.WordpieceListener.v1",
         "spacy_senti.TransformerModel.v1",
     },
-    "spacy_scorers": {"spacy_senti.scorer.v1"},
+    "spacy_scorers": {"spacy_senti.scorer.v1", "spacy_senti.lexicon_scorer.v1"},
 }
 
 
