@@ -296,3 +296,18 @@ def test_add_pipe_default_and_labels(tiny_bert):
     assert textcat.labels == ("sentiment/positive", "sentiment/negative")
     with pytest.raises(SentiConfigError, match="names no head"):
         textcat.add_label("topic/sports")
+
+
+def test_grouped_configured_polarities_infer_groups(tiny_bert):
+    heads = {"aspect": {"kind": "grouped", "labels": ["positive", "negative", "neutral"]}}
+    nlp = build(tiny_bert, heads)
+    rows = CASES["grouped"][1]
+    nlp.initialize(get_examples=lambda: make_examples(nlp, rows))
+    head = nlp.get_pipe("senti_textcat").get_head("aspect")
+    assert head.groups == ["food", "price", "service"]
+    assert head.labels == ["positive", "negative", "neutral"]
+    # a polarity outside the configured ones is an error
+    nlp = build(tiny_bert, heads)
+    bad = rows + [("so so", {"aspect/food/conflict": 1.0})]
+    with pytest.raises(SentiConfigError, match="not among the labels"):
+        nlp.initialize(get_examples=lambda: make_examples(nlp, bad))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -273,27 +272,24 @@ class SentiTextCategorizer(TrainablePipe):
                 head = self.get_head(name)
                 head.labels = list(data.get("labels", head.labels))
                 head.groups = list(data.get("groups", head.groups))
-        configured = {h.name: bool(h.labels) for h in self.heads}
-        for eg in get_examples():
+        fixed = {h.name: (bool(h.labels), bool(h.groups)) for h in self.heads}
+        examples = list(get_examples())
+        for eg in examples:
             for key in eg.reference.cats:
                 if SEP not in key:
-                    continue
+                    continue  # another component's label
                 head = find_head(self.heads, key)
                 if head is None:
                     raise SentiConfigError(_unknown_head_message(key, self.heads))
-                if configured[head.name]:
-                    if key not in head.keys() and not _is_absent_key(head, key):
-                        raise SentiConfigError(_unknown_label_message(key, head))
-                    continue
-                _add_key(head, key)
+                _add_key(head, key, *fixed[head.name])
         for head in self.heads:
             _check_head_ready(head)
-            head.labels = _sorted_unless_configured(head.labels, configured[head.name])
-            head.groups = _sorted_unless_configured(head.groups, configured[head.name])
-        examples = list(islice(get_examples(), 1000))
+            labels_fixed, groups_fixed = fixed[head.name]
+            head.labels = head.labels if labels_fixed else sorted(head.labels)
+            head.groups = head.groups if groups_fixed else sorted(head.groups)
         _check_nonempty(examples)
         self.cfg["class_weight_values"] = {
-            head.name: _class_weights(head, *self._gold(head, list(get_examples())))
+            head.name: _class_weights(head, *self._gold(head, examples))
             for head in self.heads
             if head.class_weights != "none"
         }
@@ -340,32 +336,31 @@ def _set_extensions(doc: Doc, head: HeadSpec, decoded: dict[str, Any]) -> None:
         doc._.set(secondary, decoded["scores"])
 
 
-def _is_absent_key(head: HeadSpec, key: str) -> bool:
-    return head.kind == "grouped" and key.endswith(SEP + ABSENT)
+def _add_key(head: HeadSpec, key: str, labels_fixed: bool = False,
+             groups_fixed: bool = False) -> bool:
+    """Add the label (or group and polarity) of ``key`` to ``head``; True if anything new.
 
-
-def _add_key(head: HeadSpec, key: str) -> bool:
-    """Add the label (or group and polarity) of ``key`` to ``head``; True if anything new."""
+    With ``labels_fixed``/``groups_fixed`` (listed in the config) a new value is an error.
+    """
     parsed = head.split_key(key)
-    added = False
     if head.kind == "grouped":
         group, polarity = parsed
-        if group not in head.groups:
-            head.groups.append(group)
-            added = True
-        if polarity != ABSENT and polarity not in head.labels:
-            head.labels.append(polarity)
-            added = True
-    elif parsed not in head.labels:
-        if not parsed:
+        new = [(group, head.groups, groups_fixed)]
+        if polarity != ABSENT:
+            new.append((polarity, head.labels, labels_fixed))
+    else:
+        new = [(parsed, head.labels, labels_fixed)]
+    added = False
+    for value, known, fixed in new:
+        if not value:
             raise SentiConfigError(f"Empty label in key {key!r} of head '{head.name}'.")
-        head.labels.append(parsed)
+        if value in known:
+            continue
+        if fixed:
+            raise SentiConfigError(_unknown_label_message(key, head))
+        known.append(value)
         added = True
     return added
-
-
-def _sorted_unless_configured(values: list[str], configured: bool) -> list[str]:
-    return list(values) if configured else sorted(values)
 
 
 def _check_head_ready(head: HeadSpec) -> None:
