@@ -7,6 +7,8 @@ import typer
 from .backbone import backbone_app
 from .data.convert_cli import convert_command
 from .evaluation.cli import evaluate_command, tune_thresholds_command
+from .onnx_cli import export_onnx_command
+from .serve_cli import serve_command
 
 app = typer.Typer(
     name="spacy-senti",
@@ -18,6 +20,8 @@ app.add_typer(backbone_app, name="backbone")
 app.command("convert")(convert_command)
 app.command("evaluate")(evaluate_command)
 app.command("tune-thresholds")(tune_thresholds_command)
+app.command("export-onnx")(export_onnx_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -1,0 +1,110 @@
+"""spaCy factory ``senti_onnx``: an exported pipeline as a spaCy component.
+
+``nlp = spacy.blank("en"); nlp.add_pipe("senti_onnx", config={"path": "model_onnx"})`` sets
+the same ``doc.cats`` keys and ``doc._`` views as ``senti_textcat``. The transformer windows
+are cut on the doc's spaCy tokens (``strided_spans``), so long docs match spaCy exactly.
+``nlp.to_disk`` copies the exported folder into the pipeline, so ``spacy.load`` works.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from spacy.language import Language
+from spacy.pipeline import Pipe
+from spacy.tokens import Doc
+from spacy.util import minibatch
+
+from ..components.textcat import _set_extensions
+from ..extensions import register_head_extensions
+from .runner import SentiOnnx, strided_windows
+
+
+@Language.factory(
+    "senti_onnx",
+    assigns=["doc.cats"],
+    default_config={"path": None, "variant": None, "threads": None, "batch_size": 64},
+)
+def make_senti_onnx(nlp: Language, name: str, path: str | None, variant: str | None,
+                    threads: int | None, batch_size: int) -> SentiOnnxComponent:
+    """Annotate docs with an ONNX export of senti_textcat.
+
+    path: folder written by ``spacy-senti export-onnx`` (None: loaded by ``from_disk``).
+    variant: ``fp32`` or ``int8`` (default: the export's default).
+    threads: onnxruntime intra-op threads; batch_size: docs per onnxruntime call.
+    """
+    return SentiOnnxComponent(name, path=path, variant=variant, threads=threads,
+                              batch_size=batch_size)
+
+
+class SentiOnnxComponent(Pipe):
+    """Sets ``doc.cats`` and the typed ``doc._`` views from the ONNX runner."""
+
+    def __init__(self, name: str = "senti_onnx", *, path: str | None = None,
+                 variant: str | None = None, threads: int | None = None,
+                 batch_size: int = 64) -> None:
+        self.name = name
+        self.variant = variant
+        self.threads = threads
+        self.batch_size = batch_size
+        self.runner: SentiOnnx | None = None
+        if path is not None:
+            self._load(Path(path))
+
+    def _load(self, path: Path) -> None:
+        self.runner = SentiOnnx(path, variant=self.variant, threads=self.threads)
+        for head in self.runner.heads:
+            register_head_extensions(head)
+
+    def _require(self) -> SentiOnnx:
+        if self.runner is None:
+            raise ValueError("senti_onnx has no model: set config path to an export folder.")
+        return self.runner
+
+    def __call__(self, doc: Doc) -> Doc:
+        self.set_annotations([doc], self.predict([doc]))
+        return doc
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        for docs in minibatch(stream, size=batch_size):
+            self.set_annotations(docs, self.predict(docs))
+            yield from docs
+
+    def predict(self, docs: Iterable[Doc]):
+        """Probabilities (n_docs, n_outputs); rows of empty docs are 0."""
+        runner = self._require()
+        window, stride = runner.info.get("window"), runner.info.get("stride")
+        windows = [
+            [doc[a:b].text for a, b in strided_windows(len(doc), window, stride)]
+            if len(doc) else []
+            for doc in docs
+        ]
+        return runner.predict_windows(windows)
+
+    def set_annotations(self, docs: Iterable[Doc], probs) -> None:
+        """Same keys and views as ``senti_textcat.set_annotations``."""
+        runner = self._require()
+        for doc, row in zip(docs, probs):
+            if not len(doc):
+                continue
+            start = 0
+            for head in runner.heads:
+                values = row[start:start + head.n_outputs]
+                start += head.n_outputs
+                for key, p in zip(head.keys(), values):
+                    doc.cats[key] = float(p)
+                _set_extensions(doc, head, head.decode(values))
+
+    def to_disk(self, path, *, exclude=tuple()) -> None:
+        runner = self._require()
+        path = Path(path)
+        if path.resolve() != runner.path.resolve():
+            if path.exists():
+                shutil.rmtree(path)
+            shutil.copytree(runner.path, path)
+
+    def from_disk(self, path, *, exclude=tuple()) -> SentiOnnxComponent:
+        self._load(Path(path))
+        return self

@@ -1,0 +1,228 @@
+"""``SentiOnnx``: run an exported pipeline with onnxruntime, tokenizers and numpy only.
+
+No torch and no spaCy are imported (spaCy's thinc imports torch when it is installed), so a
+service can run on a slim image. Pooling parity with ``senti_textcat`` + WordpieceListener:
+
+* each doc is cut into the transformer's windows (``strided_spans``: 128 spaCy tokens, stride
+  96); every window is encoded separately and the per-window pooled vectors are merged with
+  their weights (mean: #wordpieces, attention: log-sum-exp of the scores, cls: first window),
+  which equals pooling the concatenated rows as spaCy does;
+* docs of one window (up to 96-128 tokens, i.e. nearly every sentence and review) go straight
+  through the graph's ``logits``. The spaCy component ``senti_onnx`` passes its own token
+  windows, so it is exact for long docs too; standalone, the runner counts tokens with a
+  regex close to spaCy's English tokenizer, so long docs near window borders may be cut a
+  few tokens differently from spaCy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..schema import HeadSpec, heads_from_config
+
+MANIFEST = "senti_onnx.json"
+MODEL_FP32 = "model.onnx"
+MODEL_INT8 = "model.int8.onnx"
+TOKENIZER_DIR = "tokenizer"
+HEAD_FILE = "heads.npz"
+TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+
+
+def strided_windows(n_tokens: int, window: int | None, stride: int | None) -> list[tuple[int, int]]:
+    """Token windows of spacy-transformers' ``get_strided_spans`` for a doc of n tokens."""
+    if window is None or stride is None:
+        return [(0, n_tokens)]
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for _ in range(n_tokens // stride):
+        spans.append((start, min(start + window, n_tokens)))
+        if start + window >= n_tokens:
+            break
+        start += stride
+    else:
+        if start < n_tokens:
+            spans.append((start, n_tokens))
+    return spans
+
+
+def activate(heads: Sequence[HeadSpec], logits: np.ndarray) -> np.ndarray:
+    """Softmax / sigmoid / per-group softmax per head, like ``senti_textcat._activate``."""
+    out = np.empty_like(logits, dtype="float32")
+    start = 0
+    for head in heads:
+        sl = slice(start, start + head.n_outputs)
+        start += head.n_outputs
+        block = logits[:, sl].astype("float32")
+        if head.kind == "multilabel":
+            out[:, sl] = 1.0 / (1.0 + np.exp(-block))
+        else:
+            width = head.n_outputs if head.kind == "exclusive" else len(head.polarities)
+            grouped = block.reshape(len(block), -1, width)
+            exp = np.exp(grouped - grouped.max(axis=-1, keepdims=True))
+            out[:, sl] = (exp / exp.sum(axis=-1, keepdims=True)).reshape(len(block), -1)
+    return out
+
+
+class SentiOnnx:
+    """An exported pipeline: ``SentiOnnx(path).predict(["great film"])``.
+
+    path: a folder written by ``spacy-senti export-onnx``.
+    variant: ``"fp32"`` or ``"int8"``; default: the exported default (int8 when quantised).
+    threads: onnxruntime intra-op threads (default: onnxruntime's choice).
+    batch_size: windows per onnxruntime call.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, variant: str | None = None,
+                 threads: int | None = None, batch_size: int = 64) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.path = Path(path)
+        manifest_path = self.path / MANIFEST
+        if not manifest_path.exists():
+            raise FileNotFoundError(f"{manifest_path} not found: export a pipeline with "
+                                    "`spacy-senti export-onnx PIPELINE OUT_DIR` first.")
+        self.info: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf8"))
+        self.variant = variant or self.info["default"]
+        if self.variant not in self.info["files"]:
+            raise ValueError(f"No {self.variant!r} model in {self.path}; exported: "
+                             f"{sorted(self.info['files'])}.")
+        self.heads: list[HeadSpec] = heads_from_config(
+            {h["name"]: {k: v for k, v in h.items() if k != "name"} for h in self.info["heads"]}
+        )
+        self.batch_size = batch_size
+        self.tokenizer = Tokenizer.from_file(str(self.path / TOKENIZER_DIR / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        self.max_length = int(self.info["model_max_length"])
+        self.pad_id = self._pad_id()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        model_file = str(self.path / self.info["files"][self.variant])
+        self.session = ort.InferenceSession(model_file, options,
+                                            providers=["CPUExecutionProvider"])
+        self.input_names = list(self.info["input_names"])
+        weights = np.load(self.path / HEAD_FILE)
+        self.head_weights = {k: weights[k] for k in weights.files}
+
+    def _pad_id(self) -> int:
+        config_path = self.path / TOKENIZER_DIR / "tokenizer_config.json"
+        pad = "[PAD]"
+        if config_path.exists():
+            pad = json.loads(config_path.read_text(encoding="utf8")).get("pad_token") or pad
+        if isinstance(pad, dict):
+            pad = pad.get("content", "[PAD]")
+        found = self.tokenizer.token_to_id(pad)
+        return int(found) if found is not None else 0
+
+    # --- public API ------------------------------------------------------------------------
+    @property
+    def labels(self) -> list[str]:
+        """Every ``doc.cats`` key, in output order."""
+        return [key for head in self.heads for key in head.keys()]
+
+    def predict(self, texts: Iterable[str]) -> list[dict[str, Any]]:
+        """Per text: ``{"cats": {key: prob}, "heads": {head: HeadSpec.decode(...)}}``.
+
+        An empty string gets empty ``cats`` and ``heads`` (senti_textcat skips empty docs).
+        """
+        texts = list(texts)
+        probs = self.predict_probs(texts)
+        return [self.decode(row) if text else {"cats": {}, "heads": {}}
+                for text, row in zip(texts, probs)]
+
+    def decode(self, row: np.ndarray) -> dict[str, Any]:
+        """cats + decoded heads of one probability row."""
+        cats, heads, start = {}, {}, 0
+        for head in self.heads:
+            values = row[start:start + head.n_outputs]
+            start += head.n_outputs
+            cats.update({k: float(p) for k, p in zip(head.keys(), values)})
+            heads[head.name] = head.decode(values)
+        return {"cats": cats, "heads": heads}
+
+    def predict_probs(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities (n_texts, n_outputs); rows of empty texts are 0."""
+        return self.predict_windows([self.text_windows(t) for t in texts])
+
+    def text_windows(self, text: str) -> list[str]:
+        """The window texts of one doc (spaCy tokens approximated by a regex)."""
+        window, stride = self.info.get("window"), self.info.get("stride")
+        if not text:
+            return []
+        if window is None:
+            return [text]
+        tokens = [m.span() for m in TOKEN_RE.finditer(text)]
+        if len(tokens) <= window:
+            return [text]
+        return [text[tokens[a][0]:tokens[b - 1][1]]
+                for a, b in strided_windows(len(tokens), window, stride)]
+
+    def predict_windows(self, docs: Sequence[Sequence[str]]) -> np.ndarray:
+        """Probabilities for docs given as lists of window texts (empty list: zero row)."""
+        flat = [(i, text) for i, windows in enumerate(docs) for text in windows]
+        n_out = int(self.info["n_outputs"])
+        probs = np.zeros((len(docs), n_out), dtype="float32")
+        if not flat:
+            return probs
+        logits, pooled, logw = self._run([text for _, text in flat])
+        owner = np.asarray([i for i, _ in flat])
+        doc_logits = np.zeros((len(docs), n_out), dtype="float32")
+        for i in np.unique(owner):
+            rows = np.flatnonzero(owner == i)
+            if len(rows) == 1:
+                doc_logits[i] = logits[rows[0]]
+            else:
+                doc_logits[i] = self._merge(pooled[rows], logw[rows])
+        keep = np.unique(owner)
+        probs[keep] = activate(self.heads, doc_logits[keep])
+        return probs
+
+    # --- internals ---------------------------------------------------------------------------
+    def _merge(self, pooled: np.ndarray, logw: np.ndarray) -> np.ndarray:
+        """Pool several windows of one doc, then apply the heads in numpy."""
+        if self.info["pooling"] == "cls":
+            vector = pooled[0]
+        else:
+            w = np.exp(logw - logw.max())
+            vector = (w[:, None] * pooled).sum(axis=0) / w.sum()
+        hw = self.head_weights
+        if "hidden_W" in hw:
+            vector = np.maximum(hw["hidden_W"] @ vector + hw["hidden_b"], 0.0)
+        return hw["output_W"] @ vector + hw["output_b"]
+
+    def _run(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Encode window texts in length-sorted batches; outputs in input order."""
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = [enc.ids[: self.max_length] for enc in encodings]
+        types = [enc.type_ids[: self.max_length] for enc in encodings]
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        outs: list[tuple[np.ndarray, ...]] = [()] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            width = max(len(ids[j]) for j in batch)
+            input_ids = np.full((len(batch), width), self.pad_id, dtype="int64")
+            mask = np.zeros((len(batch), width), dtype="int64")
+            type_ids = np.zeros((len(batch), width), dtype="int64")
+            for r, j in enumerate(batch):
+                n = len(ids[j])
+                input_ids[r, :n] = ids[j]
+                mask[r, :n] = 1
+                type_ids[r, :n] = types[j]
+            feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": type_ids}
+            logits, pooled, logw = self.session.run(
+                None, {name: feed[name] for name in self.input_names}
+            )
+            for r, j in enumerate(batch):
+                outs[j] = (logits[r], pooled[r], logw[r])
+        return tuple(np.stack([o[k] for o in outs]) for k in range(3))  # type: ignore[return-value]

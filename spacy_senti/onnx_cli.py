@@ -1,0 +1,36 @@
+"""Command ``spacy-senti export-onnx`` (registered in cli.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def export_onnx_command(
+    pipeline: Path = typer.Argument(..., help="Trained spaCy pipeline directory (senti_textcat)."),
+    out_dir: Path = typer.Argument(..., help="Output folder for the ONNX model and tokenizer."),
+    quantize: str = typer.Option("", "--quantize", help="'int8': also write a dynamic "
+                                 "int8-quantised model and make it the default."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
+    component: str = typer.Option("", "--component", help="senti_textcat component name "
+                                  "(default: the first one)."),
+) -> None:
+    """Export encoder + pooling + heads of a trained pipeline to ONNX Runtime.
+
+    Example: spacy-senti export-onnx training/sentiment/model-best model_onnx --quantize int8
+    """
+    if not (pipeline / "config.cfg").exists():
+        typer.secho(f"{pipeline} is not a spaCy pipeline directory (no config.cfg).",
+                    fg="red", err=True)
+        raise typer.Exit(1)
+    from .onnx.export import OnnxExportError, export_onnx
+
+    try:
+        out = export_onnx(pipeline, out_dir, quantize=quantize or None, opset=opset,
+                          component=component or None)
+    except OnnxExportError as err:
+        typer.secho(str(err), fg="red", err=True)
+        raise typer.Exit(1) from None
+    files = sorted(p.name for p in out.iterdir())
+    typer.secho(f"Exported to {out}: {', '.join(files)}", fg="green")

@@ -1,0 +1,283 @@
+"""The FastAPI service: every route, input errors, micro-batching, overload, model errors."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from helpers import load_config, make_examples, nlp_from_config, train
+
+from spacy_senti.schema import HeadSpec
+from spacy_senti.serve import ServeSettings, create_app
+from spacy_senti.serve.app import SpacyBackend
+from spacy_senti.serve.batching import MicroBatcher, QueueFullError
+
+ROWS = [("i loved this film", "positive"), ("the plot was awful", "negative"),
+        ("great food and great staff", "positive"), ("i hate this boring movie", "negative")]
+
+
+class FakeBackend:
+    """A model stand-in: 'boom' in a text raises; optional gate blocks predict."""
+
+    kind = "fake"
+    explain_available = False
+
+    def __init__(self) -> None:
+        self.head = HeadSpec(name="sentiment", kind="exclusive", labels=["negative", "positive"])
+        self.calls: list[list[str]] = []
+        self.gate: threading.Event | None = None
+        self.started = threading.Event()
+
+    def predict(self, texts: list[str], explain: bool) -> list[dict]:
+        self.calls.append(list(texts))
+        self.started.set()
+        if self.gate is not None:
+            self.gate.wait(10)
+        if any("boom" in t for t in texts):
+            raise RuntimeError("model exploded")
+        results = []
+        for text in texts:
+            p = 0.9 if "good" in text else 0.1
+            values = [1 - p, p]
+            results.append({"cats": dict(zip(self.head.keys(), values)),
+                            "heads": {"sentiment": self.head.decode(values)}})
+        return results
+
+    def info(self) -> dict:
+        return {"name": "fake", "version": "0.0.1", "backend": "fake",
+                "heads": [{"name": "sentiment", "kind": "exclusive", "labels": self.head.labels,
+                           "groups": [], "threshold": 0.5, "thresholds": {}}],
+                "labels": self.head.keys()}
+
+
+SETTINGS = ServeSettings(max_batch=8, max_wait_ms=2, max_texts=3, max_chars=20, max_queue=4)
+
+
+@pytest.fixture()
+def fake():
+    return FakeBackend()
+
+
+@pytest.fixture()
+def client(fake):
+    with TestClient(create_app(settings=SETTINGS, backend=fake)) as c:
+        yield c
+
+
+def error_of(response) -> dict:
+    return response.json()["error"]
+
+
+def test_analyze_text_and_texts(client):
+    r = client.post("/v1/analyze", json={"text": "good film"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["model"] == "fake"
+    assert body["results"][0]["heads"]["sentiment"]["label"] == "positive"
+    r = client.post("/v1/analyze", json={"texts": ["good", "bad"]})
+    assert [x["heads"]["sentiment"]["label"] for x in r.json()["results"]] == [
+        "positive", "negative"]
+
+
+def test_health_model_docs(client):
+    assert client.get("/health").json() == {"status": "ok", "backend": "fake", "queued": 0}
+    info = client.get("/v1/model").json()
+    assert info["labels"] == ["sentiment/negative", "sentiment/positive"]
+    assert info["heads"][0]["kind"] == "exclusive" and info["explain_available"] is False
+    assert client.get("/docs").status_code == 200
+    schema = client.get("/openapi.json").json()
+    assert "/v1/analyze" in schema["paths"]
+
+
+@pytest.mark.parametrize("body, status, field, code", [
+    ({"text": ""}, 422, "text", "empty_text"),
+    ({"text": "   "}, 422, "text", "empty_text"),
+    ({"text": "x" * 21}, 422, "text", "text_too_long"),
+    ({"texts": ["ok", "y" * 21]}, 422, "texts[1]", "text_too_long"),
+    ({"texts": ["a", "b", "c", "d"]}, 422, "texts", "too_many_texts"),
+    ({"texts": []}, 422, "texts", "empty"),
+    ({"text": 5}, 422, "text", "invalid_field"),
+    ({"texts": "abc"}, 422, "texts", "invalid_field"),
+    ({"texts": ["a", 1]}, 422, "texts.1", "invalid_field"),
+    ({"text": "a", "texts": ["b"]}, 422, None, "invalid_field"),
+    ({}, 422, None, "invalid_field"),
+    ({"text": "a", "explain": "yes"}, 422, "explain", "invalid_field"),
+    ({"text": "a", "colour": 1}, 422, "colour", "invalid_field"),
+    ({"text": "a", "explain": True}, 422, "explain", "explain_unavailable"),
+    (["a"], 422, "body", "invalid_field"),
+])
+def test_bad_input(client, body, status, field, code):
+    r = client.post("/v1/analyze", json=body)
+    assert r.status_code == status, r.text
+    err = error_of(r)
+    assert err["code"] == code and err["field"] == field, err
+    if code in ("text_too_long", "too_many_texts"):
+        assert err["limit"] == (20 if code == "text_too_long" else 3)
+
+
+def test_invalid_json_and_encoding(client):
+    r = client.post("/v1/analyze", content=b'{"text": "a"', headers={"content-type":
+                                                                      "application/json"})
+    assert r.status_code == 400 and error_of(r)["code"] == "invalid_json"
+    r = client.post("/v1/analyze", content='{"text": "caf\u00e9"}'.encode("latin-1"))
+    assert r.status_code == 400 and error_of(r)["code"] == "invalid_encoding"
+    r = client.post("/v1/analyze", content=b"x" * 10_000)
+    assert r.status_code == 413 and error_of(r)["field"] == "body"
+
+
+def test_model_error_fails_only_that_request(client, fake):
+    fake.gate = threading.Event()
+    results: dict[str, int] = {}
+
+    def post(name: str, text: str) -> None:
+        results[name] = client.post("/v1/analyze", json={"text": text}).status_code
+
+    threads = [threading.Thread(target=post, args=(n, t))
+               for n, t in [("bad", "boom"), ("good", "good one")]]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    fake.gate.set()
+    for t in threads:
+        t.join(10)
+    assert results == {"bad": 500, "good": 200}
+    fake.gate = None
+    r = client.post("/v1/analyze", json={"text": "boom"})
+    assert r.status_code == 500 and error_of(r)["code"] == "model_error"
+    assert client.post("/v1/analyze", json={"text": "good"}).status_code == 200
+
+
+def test_queue_full_returns_503(fake):
+    settings = ServeSettings(max_batch=1, max_wait_ms=0, max_queue=1)
+    fake.gate = threading.Event()
+    with TestClient(create_app(settings=settings, backend=fake)) as client:
+        codes: list[int] = []
+        first = threading.Thread(target=lambda: codes.append(
+            client.post("/v1/analyze", json={"text": "a"}).status_code))
+        first.start()
+        assert fake.started.wait(5)  # the worker holds request 1
+        second = threading.Thread(target=lambda: codes.append(
+            client.post("/v1/analyze", json={"text": "b"}).status_code))
+        second.start()
+        deadline = time.time() + 5
+        while client.app.state.batcher.queued < 1 and time.time() < deadline:
+            time.sleep(0.01)
+        r = client.post("/v1/analyze", json={"text": "c"})
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        fake.gate.set()
+        first.join(10)
+        second.join(10)
+        assert codes == [200, 200]
+
+
+def test_micro_batching_groups_concurrent_requests(fake):
+    async def scenario() -> list:
+        batcher = MicroBatcher(fake.predict, max_batch=8, max_wait_ms=50, max_queue=10)
+        await batcher.start()
+        try:
+            return await asyncio.gather(*[batcher.submit([f"t{i}", "good"]) for i in range(4)])
+        finally:
+            await batcher.stop()
+
+    results = asyncio.run(scenario())
+    assert len(fake.calls) == 1 and len(fake.calls[0]) == 8
+    assert [len(r) for r in results] == [2, 2, 2, 2]
+    assert results[0][1]["heads"]["sentiment"]["label"] == "positive"
+
+
+def test_batcher_queue_full():
+    async def scenario() -> None:
+        batcher = MicroBatcher(lambda t, e: [], max_queue=1)  # worker not started
+        task = asyncio.ensure_future(batcher.submit(["a"]))
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFullError):
+            await batcher.submit(["b"])
+        task.cancel()
+
+    asyncio.run(scenario())
+
+
+# --- a real (tiny) spaCy pipeline -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_pipeline(tiny_bert, tmp_path_factory) -> Path:
+    nlp = nlp_from_config(load_config("sentiment", tiny_bert))
+    cats = [(t, {f"sentiment/{lab}": float(lab == y) for lab in ("negative", "positive")})
+            for t, y in ROWS]
+    train(nlp, make_examples(nlp, cats), n_iter=3, lr=3e-4)
+    nlp.add_pipe("senti_lexicon")
+    path = tmp_path_factory.mktemp("serve_pipe") / "pipe"
+    nlp.to_disk(path)
+    return path
+
+
+def test_spacy_backend_with_explain(tiny_pipeline):
+    with TestClient(create_app(tiny_pipeline, ServeSettings())) as client:
+        r = client.post("/v1/analyze", json={"texts": ["i loved this film", "awful"],
+                                             "explain": True})
+        assert r.status_code == 200, r.text
+        results = r.json()["results"]
+        assert set(results[0]["cats"]) == {"sentiment/negative", "sentiment/positive"}
+        tokens = results[0]["explain"]["tokens"]
+        assert [t["text"] for t in tokens] == ["loved"] and tokens[0]["valence"] > 0
+        assert results[1]["explain"]["lexicon_score"] < 0
+        plain = client.post("/v1/analyze", json={"text": "i loved this film"}).json()
+        assert plain["results"][0]["explain"] is None
+        assert client.get("/v1/model").json()["explain_available"] is True
+    assert isinstance(client.app.state.backend, SpacyBackend)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_real_server_over_http(tiny_pipeline):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spacy_senti.cli", "serve", str(tiny_pipeline), "--host",
+         "127.0.0.1", "--port", str(port), "--threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.time() < deadline, "server did not start"
+            time.sleep(0.3)
+        r = httpx.post(f"{base}/v1/analyze", json={"text": "i loved this film"}, timeout=10)
+        assert r.status_code == 200
+        assert r.json()["results"][0]["heads"]["sentiment"]["label"] in ("negative", "positive")
+        bad = httpx.post(f"{base}/v1/analyze", content=b"\xff\xfe", timeout=10)
+        assert bad.status_code == 400
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def test_lone_request_does_not_wait(fake):
+    async def scenario() -> float:
+        batcher = MicroBatcher(fake.predict, max_batch=8, max_wait_ms=2000, max_queue=10)
+        await batcher.start()
+        try:
+            start = time.perf_counter()
+            await batcher.submit(["good"])
+            return time.perf_counter() - start
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(scenario()) < 1.0
