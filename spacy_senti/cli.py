@@ -7,6 +7,7 @@ import typer
 from .backbone import backbone_app
 from .data.convert_cli import convert_command
 from .evaluation.cli import evaluate_command, tune_thresholds_command
+from .loop_cli import cv_command, distill_command, drift_command, select_command
 from .onnx_cli import export_onnx_command
 from .serve_cli import serve_command
 
@@ -22,6 +23,12 @@ app.command("evaluate")(evaluate_command)
 app.command("tune-thresholds")(tune_thresholds_command)
 app.command("export-onnx")(export_onnx_command)
 app.command("serve")(serve_command)
+app.command("drift")(drift_command)
+app.command("select")(select_command)
+app.command(
+    "cv", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)(cv_command)
+app.command("distill")(distill_command)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -1,0 +1,96 @@
+"""Annotation-tool exports of selected texts: Prodigy JSONL and Label Studio JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..schema import SEP, HeadSpec
+from .select import Selection
+
+
+def _prediction(head: HeadSpec, probs) -> list[str]:
+    """Predicted labels of one head (exclusive: the top one; others: the decoded set)."""
+    decoded = head.decode(probs)
+    if head.kind == "exclusive":
+        return [decoded["label"]]
+    if head.kind == "multilabel":
+        return list(decoded["labels"])
+    return [f"{g}{SEP}{p}" for g, p in decoded["aspects"].items()]
+
+
+def _options(head: HeadSpec) -> list[str]:
+    if head.kind == "grouped":
+        return [f"{g}{SEP}{p}" for g in head.groups for p in head.labels]
+    return list(head.labels)
+
+
+def prodigy_task(sel: Selection, heads: Sequence[HeadSpec], strategy: str) -> dict[str, Any]:
+    """A Prodigy task: ``text``, ``meta``, and for one head its ``options`` (choice UI, with
+    the model's prediction pre-selected in ``accept``) and ``label`` (binary UI)."""
+    task: dict[str, Any] = {
+        "text": sel.text,
+        "meta": {"score": round(sel.score, 4), "strategy": strategy, "index": sel.index},
+    }
+    if len(heads) == 1:
+        head = heads[0]
+        predicted = _prediction(head, sel.probs[head.name])
+        task["options"] = [{"id": o, "text": o} for o in _options(head)]
+        task["accept"] = predicted
+        if head.kind == "exclusive":
+            task["label"] = predicted[0]
+        task["meta"]["head"] = head.name
+    return task
+
+
+def label_studio_task(sel: Selection, heads: Sequence[HeadSpec], strategy: str,
+                      model_version: str = "spacy-senti") -> dict[str, Any]:
+    """A Label Studio import task with the model's predictions as pre-annotations."""
+    result = [
+        {
+            "from_name": head.name,
+            "to_name": "text",
+            "type": "choices",
+            "value": {"choices": _prediction(head, sel.probs[head.name])},
+        }
+        for head in heads
+    ]
+    return {
+        "data": {"text": sel.text, "score": round(sel.score, 4), "strategy": strategy},
+        "predictions": [{"model_version": model_version, "score": round(1 - sel.score, 4),
+                         "result": result}],
+    }
+
+
+def label_studio_config(heads: Sequence[HeadSpec]) -> str:
+    """The labelling interface XML matching :func:`label_studio_task`."""
+    blocks = []
+    for head in heads:
+        choice = "single" if head.kind == "exclusive" else "multiple"
+        options = "".join(f'<Choice value="{o}"/>' for o in _options(head))
+        blocks.append(f'  <Choices name="{head.name}" toName="text" choice="{choice}">'
+                      f"{options}</Choices>")
+    return "<View>\n  <Text name=\"text\" value=\"$text\"/>\n" + "\n".join(blocks) + "\n</View>\n"
+
+
+def write_prodigy(selections: Sequence[Selection], heads: Sequence[HeadSpec], strategy: str,
+                  path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf8") as fh:
+        for sel in selections:
+            fh.write(json.dumps(prodigy_task(sel, heads, strategy), ensure_ascii=False) + "\n")
+    return path
+
+
+def write_label_studio(selections: Sequence[Selection], heads: Sequence[HeadSpec],
+                       strategy: str, path: Path, model_version: str = "spacy-senti") -> Path:
+    """Write the tasks JSON and, next to it, ``<name>.config.xml`` (the labelling UI)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tasks = [label_studio_task(s, heads, strategy, model_version) for s in selections]
+    path.write_text(json.dumps(tasks, ensure_ascii=False, indent=1), encoding="utf8")
+    path.with_suffix(".config.xml").write_text(label_studio_config(heads), encoding="utf8")
+    return path

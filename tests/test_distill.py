@@ -1,0 +1,94 @@
+"""spacy-senti distill: the distillation loss and gradient, and a tiny teacher -> student run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import spacy
+from conftest import CONFIGS
+from spacy.tokens import DocBin
+from test_drift import tiny_pipeline
+from thinc.api import Config
+from typer.testing import CliRunner
+
+from spacy_senti.cli import app
+from spacy_senti.schema import HeadSpec
+from spacy_senti.training.distill import distillation_loss, soften
+
+
+class _Pipe:
+    """The part of senti_textcat that distillation_loss uses (gold loss switched off)."""
+
+    def __init__(self, heads):
+        from thinc.api import NumpyOps
+
+        self.heads = heads
+        self.model = type("M", (), {"ops": NumpyOps()})()
+
+    def get_loss(self, examples, logits):
+        return 0.0, np.zeros_like(logits)
+
+
+def test_soften_and_kd_gradient_matches_finite_differences():
+    heads = [HeadSpec("sentiment", "exclusive", labels=["neg", "pos", "neu"]),
+             HeadSpec("emotion", "multilabel", labels=["joy", "anger"])]
+    rng = np.random.RandomState(0)
+    teacher = soften(heads, rng.normal(size=(4, 5)), 2.0)
+    assert np.allclose(teacher[:, :3].sum(axis=1), 1.0)
+    assert np.allclose(soften(heads, np.zeros((1, 5)), 5.0), [[1 / 3] * 3 + [0.5] * 2])
+    pipe, logits = _Pipe(heads), rng.normal(size=(4, 5)).astype("f")
+
+    def loss(z):
+        return distillation_loss(pipe, [], z, teacher, alpha=0.0, temperature=2.0)[0]
+
+    _, grad = distillation_loss(pipe, [], logits, teacher, alpha=0.0, temperature=2.0)
+    eps = 1e-2
+    for i, j in [(0, 0), (1, 2), (2, 3), (3, 4)]:
+        up, down = logits.copy(), logits.copy()
+        up[i, j] += eps
+        down[i, j] -= eps
+        assert grad[i, j] == pytest.approx((loss(up) - loss(down)) / (2 * eps), rel=0.05,
+                                           abs=1e-4)
+
+
+def _docbin(path, n=12):
+    nlp = spacy.blank("en")
+    db = DocBin()
+    for i in range(n):
+        pos = i % 2 == 0
+        doc = nlp.make_doc("good great love fun" if pos else "bad awful hate sad")
+        doc.cats = {"sentiment/positive": float(pos), "sentiment/negative": float(not pos)}
+        db.add(doc)
+    db.to_disk(path)
+    return path
+
+
+def test_distill_command(tmp_path_factory, tmp_path):
+    teacher = tiny_pipeline(tmp_path_factory)
+    config = Config().from_disk(CONFIGS / "cpu_fast.cfg", interpolate=False)
+    encode = config["components"]["senti_textcat"]["model"]["tok2vec"]["encode"]
+    encode["depth"], encode["width"] = 1, 32
+    config["components"]["senti_textcat"]["model"]["tok2vec"]["embed"]["width"] = 32
+    config.to_disk(tmp_path / "student.cfg")
+    data = _docbin(tmp_path / "train.spacy")
+    out = tmp_path / "student"
+    res = CliRunner().invoke(app, ["distill", str(teacher), str(tmp_path / "student.cfg"),
+                                   str(data), "--dev", str(data), "--output", str(out),
+                                   "--epochs", "3", "--alpha", "0.3"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "distill.json").read_text())
+    assert summary["student"]["acc"] is not None and summary["teacher"]["docs_per_s"] > 0
+    student = spacy.load(out)
+    assert student.get_pipe("senti_textcat").labels == teacher_labels(teacher)
+
+
+def teacher_labels(path):
+    return spacy.load(path).get_pipe("senti_textcat").labels
+
+
+def test_distill_rejects_missing_files(tmp_path):
+    res = CliRunner().invoke(app, ["distill", str(tmp_path / "t"), str(CONFIGS / "cpu_fast.cfg"),
+                                   str(tmp_path / "none.spacy")])
+    assert res.exit_code == 1 and "not found" in res.output
