@@ -9,6 +9,7 @@ from .data.convert_cli import convert_command
 from .evaluation.cli import evaluate_command, tune_thresholds_command
 from .loop_cli import cv_command, distill_command, drift_command, select_command
 from .onnx_cli import export_onnx_command
+from .score_cli import score_command
 from .serve_cli import serve_command
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app.add_typer(backbone_app, name="backbone")
 app.command("convert")(convert_command)
 app.command("evaluate")(evaluate_command)
 app.command("tune-thresholds")(tune_thresholds_command)
+app.command("score")(score_command)
 app.command("export-onnx")(export_onnx_command)
 app.command("serve")(serve_command)
 app.command("drift")(drift_command)
