@@ -7,6 +7,7 @@ import typer
 from .backbone import backbone_app
 from .data.convert_cli import convert_command
 from .evaluation.cli import evaluate_command, tune_thresholds_command
+from .hybrid_cli import fit_hybrid_command
 from .loop_cli import cv_command, distill_command, drift_command, select_command
 from .onnx_cli import export_onnx_command
 from .score_cli import score_command
@@ -22,6 +23,7 @@ app.add_typer(backbone_app, name="backbone")
 app.command("convert")(convert_command)
 app.command("evaluate")(evaluate_command)
 app.command("tune-thresholds")(tune_thresholds_command)
+app.command("fit-hybrid")(fit_hybrid_command)
 app.command("score")(score_command)
 app.command("export-onnx")(export_onnx_command)
 app.command("serve")(serve_command)

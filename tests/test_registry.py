@@ -9,7 +9,7 @@ from importlib.metadata import entry_points
 import pytest
 
 EXPECTED = {
-    "spacy_factories": {"senti_textcat", "senti_lexicon"},
+    "spacy_factories": {"senti_textcat", "senti_lexicon", "senti_hybrid", "senti_onnx"},
     "spacy_architectures": {
         "spacy_senti.MultiHeadClassifier.v1",
         "spacy_senti.WordpieceListener.v1",
