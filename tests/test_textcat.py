@@ -311,3 +311,21 @@ def test_grouped_configured_polarities_infer_groups(tiny_bert):
     bad = rows + [("so so", {"aspect/food/conflict": 1.0})]
     with pytest.raises(SentiConfigError, match="not among the labels"):
         nlp.initialize(get_examples=lambda: make_examples(nlp, bad))
+
+
+def test_heads_start_at_label_priors(tiny_bert):
+    """Before any update, multilabel probabilities sit at each label's training frequency."""
+    labels = ("anger", "joy", "love", "sadness")
+    rows = [("so happy", multilabel_cats(["joy"]))] * 9 + [("so angry", multilabel_cats(["anger"]))]
+    rows += [(t, exclusive_cats(lab)) for t, lab in SENTIMENT_ROWS[:3]]
+    nlp = build(tiny_bert, {"sentiment": {"kind": "exclusive"}, "emotion": {"kind": "multilabel"}})
+    nlp.initialize(get_examples=lambda: make_examples(nlp, rows))
+    textcat = nlp.get_pipe("senti_textcat")
+    bias = textcat.model.get_ref("output_layer").get_param("b")
+    probs = 1 / (1 + np.exp(-bias[textcat.head_slices()["emotion"]]))
+    expected = {"anger": 1.5 / 11, "joy": 9.5 / 11, "love": 0.5 / 11, "sadness": 0.5 / 11}
+    np.testing.assert_allclose(probs, [expected[lab] for lab in labels], rtol=1e-5)
+    # exclusive: softmax of the bias gives the (smoothed) class frequencies, 2 pos : 1 neg
+    sent = bias[textcat.head_slices()["sentiment"]]
+    soft = np.exp(sent) / np.exp(sent).sum()
+    np.testing.assert_allclose(soft, [1.5 / 4, 2.5 / 4], rtol=1e-5)
