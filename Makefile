@@ -30,7 +30,7 @@ test: venv
 	$(PY) -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check spacy_senti tests bench
+	$(VENV)/bin/ruff check spacy_senti tests bench scripts
 
 bench: venv
 	$(PY) bench/run_all.py
