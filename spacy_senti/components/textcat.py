@@ -175,14 +175,14 @@ class SentiTextCategorizer(TrainablePipe):
         """Write probabilities to ``doc.cats`` and the typed ``doc._`` views."""
         values = self.model.ops.to_numpy(probs)
         slices = self.head_slices()
+        layout = [(head, slices[head.name], head.keys()) for head in self.heads]
         for i, doc in enumerate(docs):
             if not len(doc):
                 continue
             row = values[i]
-            for head in self.heads:
-                head_values = row[slices[head.name]]
-                for key, p in zip(head.keys(), head_values):
-                    doc.cats[key] = float(p)
+            for head, sl, keys in layout:
+                head_values = row[sl]
+                doc.cats.update(zip(keys, head_values.tolist()))
                 _set_extensions(doc, head, head.decode(head_values))
 
     # --- training ----------------------------------------------------------------------
