@@ -19,8 +19,9 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
-ORDER = ["lexicon", "lowdata", "onnx", "serve", "score", "active", "drift"]
+ORDER = ["speed", "lexicon", "lowdata", "onnx", "serve", "score", "active", "drift"]
 SCRIPTS = {
+    "speed": ["bench_speed.py"],
     "lexicon": ["bench_lexicon.py"],
     "lowdata": ["bench_lowdata.py"],
     "onnx": ["bench_onnx.py"],
@@ -30,6 +31,7 @@ SCRIPTS = {
     "drift": [],  # produced by `spacy-senti drift` runs recorded in results/drift.md
 }
 TITLES = {
+    "speed": "Speed: spacy-senti vs raw Hugging Face (inference and training)",
     "lexicon": "Lexicon scorer: parity with vaderSentiment and throughput",
     "lowdata": "Low-data curve: model-only vs lexicon-only vs hybrid",
     "onnx": "ONNX Runtime: parity, int8 accuracy, throughput",

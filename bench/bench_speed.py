@@ -1,0 +1,224 @@
+"""Speed of spacy-senti against raw Hugging Face on the same sentences and backbone.
+
+    python bench/bench_speed.py [--n 2000] [--rounds 2] [--train-steps 20] [--threads 2]
+
+Inference: raw ``AutoModelForSequenceClassification`` (torch.inference_mode, batch 64) vs
+``nlp.pipe(batch_size=64)`` with one head (sentiment) and with three heads (sentiment,
+emotion, aspect) over one encoder pass. Training: docs/s of spaCy's update loop (what
+``spacy train`` runs) vs a plain PyTorch loop over the HF model (what HF's Trainer runs), same
+batch size (32), max length 128 wordpieces, AdamW/Adam. Each backend runs in its own
+subprocess (so its peak RSS is its own); the backends alternate over ``--rounds`` rounds and
+the best docs/s is kept. Weights are untrained: speed does not depend on them. Writes
+bench/results/speed.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+OUT = REPO / "bench" / "results" / "speed.md"
+BACKENDS = ["hf_infer", "spacy_1head", "spacy_3heads", "hf_train", "spacy_train"]
+MAX_LEN = 128
+
+
+def load_sentences(n: int) -> list[str]:
+    """SST-2 dev sentences, then TweetEval sentiment val tweets, up to ``n``."""
+    texts = []
+    with open(DATA / "sst2" / "dev.tsv", encoding="utf8") as f:
+        next(f)
+        texts += [line.rsplit("\t", 1)[0] for line in f if line.strip()]
+    with open(DATA / "tweeteval" / "sentiment" / "val_text.txt", encoding="utf8") as f:
+        texts += [line.strip() for line in f if line.strip()]
+    return texts[:n]
+
+
+def build_nlp(heads: list[str], texts: list[str]):
+    """A MiniLM pipeline from configs/ with the given heads, initialised on dummy labels."""
+    import spacy
+    from spacy.training import Example
+    from thinc.api import Config
+
+    config = Config().from_disk(REPO / "configs" / "multitask.cfg")
+    config["components"]["senti_textcat"]["heads"] = {
+        k: v for k, v in config["components"]["senti_textcat"]["heads"].items() if k in heads
+    }
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+    cats = {
+        "sentiment": {"sentiment/negative": 1.0, "sentiment/positive": 0.0},
+        "emotion": {f"emotion/{e}": float(i == 0) for i, e in enumerate(
+            ["admiration", "anger", "joy", "sadness", "fear", "surprise", "neutral"])},
+        "aspect": {f"aspect/{g}/{p}": float(p == "absent") for g in
+                   ["food", "service", "price", "ambience", "anecdotes"]
+                   for p in ["absent", "negative", "neutral", "positive", "conflict"]},
+    }
+    gold = {k: v for h in heads for k, v in cats[h].items()}
+    examples = [Example.from_dict(nlp.make_doc(t), {"cats": gold}) for t in texts[:32]]
+    nlp.initialize(lambda: examples)
+    return nlp, examples
+
+
+def hf_model():
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from spacy_senti.backbone import resolve_backbone
+
+    path = resolve_backbone("default")
+    return AutoTokenizer.from_pretrained(path), AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=2
+    )
+
+
+def run_backend(name: str, n: int, steps: int) -> dict:
+    """Measure one backend in this process; returns docs/s and peak RSS."""
+    import torch
+
+    texts = load_sentences(n)
+    start = None
+    if name == "hf_infer":
+        tok, model = hf_model()
+        model.eval()
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for i in range(0, len(texts), 64):
+                enc = tok(texts[i : i + 64], padding=True, truncation=True, max_length=MAX_LEN,
+                          return_tensors="pt")
+                model(**enc).logits.softmax(-1)
+        done = len(texts)
+    elif name in ("spacy_1head", "spacy_3heads"):
+        heads = ["sentiment"] if name == "spacy_1head" else ["sentiment", "emotion", "aspect"]
+        nlp, _ = build_nlp(heads, texts)
+        start = time.perf_counter()
+        done = sum(1 for _ in nlp.pipe(texts, batch_size=64))
+    elif name == "hf_train":
+        tok, model = hf_model()
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=5e-5)
+        batches = [texts[i : i + 32] for i in range(0, 32 * (steps + 2), 32)]
+        for j, batch in enumerate(batches):
+            if j == 2:
+                start = time.perf_counter()
+            enc = tok(batch, padding=True, truncation=True, max_length=MAX_LEN,
+                      return_tensors="pt")
+            loss = model(**enc, labels=torch.zeros(len(batch), dtype=torch.long)).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+        done = 32 * steps
+    elif name == "spacy_train":
+        from spacy.training import Example
+
+        nlp, _ = build_nlp(["sentiment"], texts)
+        optimizer = nlp.resume_training()
+        gold = {"sentiment/negative": 1.0, "sentiment/positive": 0.0}
+        examples = [Example.from_dict(nlp.make_doc(t), {"cats": gold})
+                    for t in texts[: 32 * (steps + 2)]]
+        for j in range(steps + 2):
+            if j == 2:
+                start = time.perf_counter()
+            nlp.update(examples[32 * j : 32 * (j + 1)], sgd=optimizer, drop=0.1)
+        done = 32 * steps
+    else:
+        raise ValueError(name)
+    seconds = time.perf_counter() - start
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"docs_per_s": done / seconds, "seconds": seconds, "peak_rss_mb": rss_mb}
+
+
+def measure(args) -> dict[str, dict]:
+    from tqdm import tqdm
+
+    best: dict[str, dict] = {}
+    jobs = [(r, b) for r in range(args.rounds) for b in BACKENDS]
+    for _, backend in tqdm(jobs, desc="backends", unit="run"):
+        cmd = [sys.executable, __file__, "--one", backend, "--n", str(args.n),
+               "--train-steps", str(args.train_steps), "--threads", str(args.threads)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        if backend not in best or result["docs_per_s"] > best[backend]["docs_per_s"]:
+            best[backend] = result
+    return best
+
+
+def write_table(best: dict[str, dict], args) -> None:
+    from importlib.metadata import version
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    infer, train = best["hf_infer"]["docs_per_s"], best["hf_train"]["docs_per_s"]
+    rows = [
+        ("inference", "raw HF AutoModelForSequenceClassification, 1 head", "hf_infer", infer),
+        ("inference", "spacy-senti nlp.pipe, 1 head (sentiment)", "spacy_1head", infer),
+        ("inference", "spacy-senti nlp.pipe, 3 heads (sentiment+emotion+aspect)",
+         "spacy_3heads", infer),
+        ("training", "plain PyTorch loop over the HF model (AdamW)", "hf_train", train),
+        ("training", "spaCy update loop (spacy train), 1 head", "spacy_train", train),
+    ]
+    lines = [
+        "# Speed: spacy-senti vs raw Hugging Face (all-MiniLM-L6-v2)",
+        "",
+        f"Command: `python bench/bench_speed.py --n {args.n} --rounds {args.rounds} "
+        f"--train-steps {args.train_steps} --threads {args.threads}`  ",
+        f"Machine: {cpu}, {__import__('os').cpu_count()} cores, torch threads {args.threads}  ",
+        f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  ",
+        "Versions: " + ", ".join(
+            f"{pkg} {version(pkg)}"
+            for pkg in ("spacy", "spacy-transformers", "transformers", "torch")
+        ),
+        "",
+        f"{args.n} real sentences (SST-2 dev, then TweetEval sentiment val), batch 64 for "
+        f"inference; {args.train_steps} timed training steps of batch 32 after 2 warm-up steps; "
+        f"max length {MAX_LEN} wordpieces. Best of {args.rounds} alternating rounds, each backend "
+        "in its own process.",
+        "",
+        "| task | backend | docs/s | ratio to raw HF | peak RSS (MB) |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for task, label, key, base in rows:
+        r = best[key]
+        lines.append(f"| {task} | {label} | {r['docs_per_s']:.1f} | "
+                     f"{r['docs_per_s'] / base:.2f}x | {r['peak_rss_mb']:.0f} |")
+    three = best["spacy_3heads"]["docs_per_s"] / infer
+    tr = best["spacy_train"]["docs_per_s"] / train
+    lines += [
+        "",
+        f"Targets: three-head spacy-senti >= 1.0x raw HF single-head: "
+        f"{'met' if three >= 1.0 else 'NOT met'} ({three:.2f}x); spacy train >= 0.9x the HF loop: "
+        f"{'met' if tr >= 0.9 else 'NOT met'} ({tr:.2f}x).",
+        "",
+    ]
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text("\n".join(lines), encoding="utf8")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--train-steps", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--one", choices=BACKENDS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.one:
+        print(json.dumps(run_backend(args.one, args.n, args.train_steps)))
+        return
+    best = measure(args)
+    OUT.with_suffix(".json").write_text(json.dumps(best, indent=2), encoding="utf8")
+    write_table(best, args)
+
+
+if __name__ == "__main__":
+    main()
