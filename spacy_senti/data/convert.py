@@ -13,7 +13,7 @@ import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..schema import ABSENT, HEAD_KINDS, SEP, HeadSpec, SentiConfigError
@@ -45,20 +45,11 @@ MAX_LOCATIONS = 10
 
 
 @dataclass
-class ConvertOptions:
-    """What to read and how to annotate it (the ``spacy-senti convert`` options)."""
+class ConvertOptions(ReaderOptions):
+    """What to read (the reader's options) and how to annotate it (``spacy-senti convert``)."""
 
-    format: str
     head: str | None = None
     kind: str | None = None
-    text_col: str | None = None
-    label_col: str | None = None
-    sep: str | None = None
-    multi_sep: str = ","
-    encoding: str = "utf-8"
-    quoting: str = "auto"
-    header: bool = True
-    label_file: Path | None = None
     label_map: dict[str, str] | None = None
     labels: list[str] | None = None
     groups: list[str] | None = None
@@ -80,12 +71,9 @@ class ConvertOptions:
             raise DataFormatError(f"--head {self.head!r}: use a non-empty name without '/'.")
 
     def reader_options(self) -> ReaderOptions:
-        return ReaderOptions(
-            format=self.format, text_col=self.text_col, label_col=self.label_col,
-            sep=self.sep, multi_sep=self.multi_sep, encoding=self.encoding,
-            quoting=self.quoting, header=self.header, label_file=self.label_file,
-            grouped=self.kind == "grouped",
-        )
+        """The reading part of these options."""
+        shared = {f.name: getattr(self, f.name) for f in fields(ReaderOptions)}
+        return ReaderOptions(**{**shared, "grouped": self.kind == "grouped"})
 
 
 @dataclass(frozen=True)
