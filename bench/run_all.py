@@ -19,8 +19,21 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
-ORDER = ["speed", "lexicon", "lowdata", "onnx", "serve", "score", "active", "drift"]
+ORDER = [
+    "quality",
+    "levers",
+    "speed",
+    "lexicon",
+    "lowdata",
+    "onnx",
+    "serve",
+    "score",
+    "active",
+    "drift",
+]
 SCRIPTS = {
+    "quality": ["bench_quality.py"],  # also runs the lever experiments (one results file)
+    "levers": [],  # written by bench_quality.py
     "speed": ["bench_speed.py"],
     "lexicon": ["bench_lexicon.py"],
     "lowdata": ["bench_lowdata.py"],
@@ -31,6 +44,8 @@ SCRIPTS = {
     "drift": [],  # produced by `spacy-senti drift` runs recorded in results/drift.md
 }
 TITLES = {
+    "quality": "Quality on the full public benchmarks",
+    "levers": "Levers: what each training change did",
     "speed": "Speed: spacy-senti vs raw Hugging Face (inference and training)",
     "lexicon": "Lexicon scorer: parity with vaderSentiment and throughput",
     "lowdata": "Low-data curve: model-only vs lexicon-only vs hybrid",
@@ -68,8 +83,10 @@ def assemble() -> Path:
         lines = body.splitlines()
         if lines and lines[0].startswith("# "):
             lines = lines[1:]
-        body = "\n".join(lines).replace("](", "](bench/results/").replace(
-            "](bench/results/http", "](http"
+        body = (
+            "\n".join(lines)
+            .replace("](", "](bench/results/")
+            .replace("](bench/results/http", "](http")
         )
         parts += [f"## {TITLES[name]}", "", body.strip(), ""]
     out = REPO / "BENCHMARKS.md"

@@ -1,0 +1,100 @@
+"""bench/bench_quality.py: every run's overrides are valid config keys; tables judge targets."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+from spacy import util
+from spacy.cli._util import parse_config_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bq():
+    spec = importlib.util.spec_from_file_location("bench_quality", REPO / "bench/bench_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_quality"] = module  # dataclasses resolve annotations via sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_runs_reference_known_benchmarks_and_baselines(bq):
+    for run_id, run in bq.RUNS.items():
+        assert run.benchmark in bq.BENCHMARKS, run_id
+        assert not run.baseline or run.baseline in bq.RUNS, run_id
+        assert not run.baseline or bq.RUNS[run.baseline].benchmark == run.benchmark, run_id
+    quality = {run.benchmark for run in bq.RUNS.values() if not run.baseline}
+    assert quality == set(bq.BENCHMARKS)  # every benchmark has its quality row
+
+
+@pytest.mark.parametrize("run_id", ["sst2", "goemotions", "multitask", "tweeteval-focal"])
+def test_train_command_overrides_are_valid_config_keys(bq, run_id):
+    """A typo in an override would fail here, not after an hour of training."""
+    cmd = bq.train_command(run_id, bq.RUNS[run_id], gpu_id=-1)
+    config_path = REPO / cmd[cmd.index("train") + 1]
+    flags = [arg for arg in cmd[cmd.index("train") + 2 :]]
+    flags = flags[flags.index("--paths.train") :]
+    flags = [f for i, f in enumerate(flags) if f != "--gpu-id" and flags[i - 1] != "--gpu-id"]
+    overrides = parse_config_overrides(flags)
+    base = util.load_config(config_path, interpolate=False)
+    for key in overrides:  # thinc would silently add a misspelt leaf key
+        node = base
+        for part in key.split("."):
+            assert part in node, f"{run_id}: {key} is not in {config_path.name}"
+            node = node[part]
+    config = util.load_config(config_path, overrides=overrides, interpolate=True)
+    assert config["training"]["max_steps"] == bq.RUNS[run_id].steps
+    assert config["training"]["optimizer"]["learn_rate"]["total_steps"] == bq.RUNS[run_id].steps
+    for key, value in zip(bq.RUNS[run_id].overrides[::2], bq.RUNS[run_id].overrides[1::2]):
+        node = config
+        for part in key.lstrip("-").split("."):
+            node = node[part]
+        assert str(node) == value
+
+
+def _result(scores: dict[str, float]) -> dict:
+    return {
+        "scores": scores,
+        "n_train": 100,
+        "n_test": 10,
+        "steps": 5,
+        "epochs": 1.6,
+        "learn_rate": 1e-4,
+        "train_minutes": 0.1,
+        "device": "cpu",
+        "date": "today",
+        "command": "python -m spacy train x",
+        "report": "quality/x/report.md",
+        "versions": "v",
+    }
+
+
+def test_render_judges_targets_and_multitask(bq):
+    store = {
+        "sst2": _result({"accuracy": 0.92, "macro-F1": 0.91}),
+        "tweeteval": _result({"macro-F1": 0.70, "accuracy": 0.75}),
+        "fpb": _result({"accuracy": 0.90, "macro-F1": 0.85}),
+        "multitask": _result(
+            {
+                "sentiment (FPB) accuracy": 0.895,
+                "sentiment (FPB) macro-F1": 0.80,
+                "emotion (TweetEval) macro-F1": 0.71,
+                "aspect (SemEval-14) detection micro-F1": 0.8,
+                "aspect (SemEval-14) polarity accuracy": 0.7,
+            }
+        ),
+        "tweeteval-focal": _result({"macro-F1": 0.72, "accuracy": 0.74}),
+    }
+    quality = bq.render_quality(store)
+    assert "| SST-2 | accuracy | 92.0 | 91.5 | yes |" in quality
+    assert "| TweetEval emotion | macro-F1 | 70.0 | 76.1 | **no** |" in quality
+    assert "| GoEmotions | macro-F1, micro-F1 | not run |" in quality
+    assert "| sentiment (FPB) accuracy | 90.0 | 89.5 | -0.5 | yes |" in quality
+    assert "| sentiment (FPB) macro-F1 | 85.0 | 80.0 | -5.0 | **no** |" in quality
+    levers = bq.render_levers(store)
+    assert "| macro-F1 70.0 | 72.0 | +2.0 (accuracy 75.0->74.0) | yes |" in levers
+    assert "`tweeteval-cls`" in levers and "not run" in levers
