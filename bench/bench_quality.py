@@ -56,6 +56,7 @@ class Benchmark:
     overrides: tuple[str, ...] = ()
     tune: bool = False
     gather: tuple[str, ...] = ()  # multi-dataset: NAME=corpus folder, laid out per split
+    lexicon: dict[str, Any] | None = None  # sentiment sets: also score lexicon-only + hybrid
 
     def split(self, name: str) -> Path:
         """The DocBin (or, for gathered corpora, the folder of DocBins) of a split."""
@@ -71,6 +72,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         {"accuracy": "senti_sentiment_acc", "macro-F1": "senti_sentiment_macro_f"},
         {"accuracy": 0.915},
         "accuracy >= 91.5 (DistilBERT 91.3, MiniLM-L6-H384 91.3)",
+        lexicon={},
     ),
     "TweetEval emotion": Benchmark(
         "emotion",
@@ -116,7 +118,8 @@ BENCHMARKS: dict[str, Benchmark] = {
         "sentiment",
         {"accuracy": "senti_sentiment_acc", "macro-F1": "senti_sentiment_macro_f"},
         {},
-        "report; beat lexicon-only (bench/results/lowdata.md)",
+        "report; beat lexicon-only",
+        lexicon={"domain": "finance"},
     ),
     "Multitask": Benchmark(
         "multitask_bench",
@@ -380,7 +383,9 @@ def execute(run_id: str, gpu_id: int, max_steps: int = 0) -> dict[str, Any]:
     metrics = json.loads((report / "metrics.json").read_text(encoding="utf8"))
     meta = json.loads((out_dir / "model-best" / "meta.json").read_text(encoding="utf8"))
     n_train = count_docs(bench.split("train"))
+    extra = {"lexicon": lexicon_comparison(run_id)} if bench.lexicon is not None else {}
     return {
+        **extra,
         "benchmark": run.benchmark,
         "scores": {label: metrics["scores"].get(key) for label, key in bench.metrics.items()},
         "n_test": metrics["n_docs"],
@@ -397,6 +402,29 @@ def execute(run_id: str, gpu_id: int, max_steps: int = 0) -> dict[str, Any]:
         "command": command,
         "report": str(report.relative_to(RESULTS) / "report.md"),
     }
+
+
+def lexicon_comparison(run_id: str) -> dict[str, dict[str, float]]:
+    """Model-only vs zero-shot ``senti_lexicon`` vs the ``senti_hybrid`` stacker on test.
+
+    Lexicon cut-offs and the stacker are fitted on dev (as ``spacy-senti fit-hybrid`` does),
+    on the run's trained model.
+    """
+    import spacy
+    from spacy.tokens import DocBin
+
+    from spacy_senti.training.hybrid import collect, ensure_lexicon, fit_on_data, score_sources
+
+    bench = BENCHMARKS[RUNS[run_id].benchmark]
+    nlp = spacy.load(WORK / run_id / "model-best")
+    ensure_lexicon(nlp, bench.lexicon)
+
+    def data(split: str):
+        docs = list(DocBin().from_disk(bench.split(split)).get_docs(nlp.vocab))
+        return collect(nlp, docs, "sentiment")
+
+    stacker = fit_on_data(data("dev"), "stacker")
+    return score_sources(data("test"), stacker)
 
 
 def load_store(path: Path = STORE) -> dict[str, Any]:
@@ -460,8 +488,37 @@ def render_quality(store: dict[str, Any]) -> str:
             f"- {run.benchmark} (`{run_id}`): `{res['command']}` — "
             f"[report]({res['report']}); {res['versions']}"
         )
-    lines += ["", *render_multitask(store), "", "Commands and versions:", "", *commands, ""]
+    lines += ["", *render_multitask(store), "", *render_lexicon(store)]
+    lines += ["", "Commands and versions:", "", *commands, ""]
     return "\n".join(lines)
+
+
+def render_lexicon(store: dict[str, Any]) -> list[str]:
+    """The trained sentiment models against zero-shot ``senti_lexicon`` and the hybrid."""
+    lines = [
+        "### Model vs lexicon-only vs hybrid (full training data)",
+        "",
+        "Same test split as the row above; lexicon cut-offs and the `senti_hybrid` stacker "
+        "fitted on dev, on top of that row's trained model. Accuracy / macro-F1 in %.",
+        "",
+        "| benchmark | model-only | lexicon-only | hybrid (stacker) | model beats lexicon |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for run_id, run in RUNS.items():
+        res = store.get(run_id)
+        if run.baseline or BENCHMARKS[run.benchmark].lexicon is None:
+            continue
+        if res is None or "lexicon" not in res:
+            lines.append(f"| {run.benchmark} | not run | | | |")
+            continue
+        cmp = res["lexicon"]
+        cells = [
+            f"{pct(cmp[k]['acc'])} / {pct(cmp[k]['macro_f1'])}"
+            for k in ("model", "lexicon", "hybrid")
+        ]
+        beats = cmp["model"]["macro_f1"] > cmp["lexicon"]["macro_f1"]
+        lines.append(f"| {run.benchmark} | {' | '.join(cells)} | {'yes' if beats else '**no**'} |")
+    return lines
 
 
 def render_multitask(store: dict[str, Any]) -> list[str]:
@@ -544,6 +601,11 @@ def main() -> None:
     parser.add_argument("--skip-done", action="store_true", help="skip runs already stored")
     parser.add_argument("--max-steps", type=int, default=0, help="cap every run (smoke test)")
     parser.add_argument("--store", type=Path, default=STORE, help="results JSON")
+    parser.add_argument(
+        "--lexicon",
+        action="store_true",
+        help="only (re)compute the lexicon/hybrid comparison of the named, trained runs",
+    )
     args = parser.parse_args()
     store_path = args.store
     if args.list:
@@ -553,7 +615,12 @@ def main() -> None:
     unknown = [r for r in args.runs if r not in RUNS]
     if unknown:
         raise SystemExit(f"unknown run(s) {unknown}; choose from {list(RUNS)}")
-    if not args.render:
+    if args.lexicon:
+        for run_id in args.runs:
+            store = load_store(store_path)
+            store[run_id]["lexicon"] = lexicon_comparison(run_id)
+            store_path.write_text(json.dumps(store, indent=2, sort_keys=True), encoding="utf8")
+    elif not args.render:
         for run_id in args.runs or list(RUNS):
             if args.skip_done and run_id in load_store(store_path):
                 continue

@@ -77,7 +77,14 @@ def test_render_judges_targets_and_multitask(bq):
     store = {
         "sst2": _result({"accuracy": 0.92, "macro-F1": 0.91}),
         "tweeteval": _result({"macro-F1": 0.70, "accuracy": 0.75}),
-        "fpb": _result({"accuracy": 0.90, "macro-F1": 0.85}),
+        "fpb": {
+            **_result({"accuracy": 0.90, "macro-F1": 0.85}),
+            "lexicon": {
+                "model": {"acc": 0.9, "macro_f1": 0.85},
+                "lexicon": {"acc": 0.6, "macro_f1": 0.5},
+                "hybrid": {"acc": 0.91, "macro_f1": 0.86},
+            },
+        },
         "multitask": _result(
             {
                 "sentiment (FPB) accuracy": 0.895,
@@ -95,6 +102,10 @@ def test_render_judges_targets_and_multitask(bq):
     assert "| GoEmotions | macro-F1, micro-F1 | not run |" in quality
     assert "| sentiment (FPB) accuracy | 90.0 | 89.5 | -0.5 | yes |" in quality
     assert "| sentiment (FPB) macro-F1 | 85.0 | 80.0 | -5.0 | **no** |" in quality
+    assert "| Financial PhraseBank AllAgree | 90.0 / 85.0 | 60.0 / 50.0 | 91.0 / 86.0 | yes |" in (
+        quality
+    )
+    assert "| SST-2 | not run |" in quality  # trained, but no lexicon comparison stored
     levers = bq.render_levers(store)
     assert "| macro-F1 70.0 | 72.0 | +2.0 (accuracy 75.0->74.0) | yes |" in levers
     assert "`tweeteval-cls`" in levers and "not run" in levers
