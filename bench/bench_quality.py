@@ -674,6 +674,11 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=0, help="cap every run (smoke test)")
     parser.add_argument("--store", type=Path, default=STORE, help="results JSON")
     parser.add_argument(
+        "--official",
+        action="store_true",
+        help="only (re)score the named, trained runs on the whole published test file",
+    )
+    parser.add_argument(
         "--lexicon",
         action="store_true",
         help="only (re)compute the lexicon/hybrid comparison of the named, trained runs",
