@@ -205,7 +205,7 @@ RUNS: dict[str, Run] = {
         learn_rate=5e-5,
         baseline="tweeteval",
         change="learning rate 1e-4 -> 5e-5 (the config default)",
-        prediction="lower: MiniLM-L6 is small and 500 steps is short, it wants the higher rate",
+        prediction="lower: MiniLM-L6 is small and 400 steps is short, it wants the higher rate",
     ),
     "tweeteval-cls": Run(
         "TweetEval emotion",
@@ -634,6 +634,8 @@ def render_levers(store: dict[str, Any]) -> str:
         b, r = base["scores"][label], res["scores"][label]
         delta = 100 * (r - b)
         kept = "yes" if delta >= 1.0 else "no"
+        if run.untuned:  # the change removes a step: "no" keeps the step
+            kept = "no (tuning stays)" if delta < 1.0 else "yes (drop tuning)"
         others = ", ".join(
             f"{k} {pct(base['scores'][k])}->{pct(v)}"
             for k, v in res["scores"].items()
