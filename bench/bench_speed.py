@@ -6,12 +6,13 @@ Inference: raw ``AutoModelForSequenceClassification`` (torch.inference_mode, bat
 ``nlp.pipe(batch_size=64)`` with one head (sentiment) and with three heads (sentiment,
 emotion, aspect) over one encoder pass; also three heads with ``nlp.pipe(batch_size=256)``
 (spacy-transformers sorts each outer batch by length into padded sub-batches) and, for
-fairness, raw HF given the same length sorting by hand. Training: docs/s of spaCy's update loop (what
-``spacy train`` runs) vs a plain PyTorch loop over the HF model (what HF's Trainer runs), same
-batch size (32), max length 128 wordpieces, AdamW/Adam. Each backend runs in its own
-subprocess (so its peak RSS is its own); the backends alternate over ``--rounds`` rounds and
-the best docs/s is kept. Weights are untrained: speed does not depend on them. Writes
-bench/results/speed.md.
+fairness, raw HF given the same length sorting by hand. Training: docs/s of spaCy's update
+loop (what ``spacy train`` runs) vs a plain PyTorch loop over the HF model (what HF's Trainer
+runs), same batch size (32), max length 128 wordpieces, AdamW/Adam. The configs'
+``max_batch_items`` (1024) sets how finely spacy-transformers sub-batches by length.
+Each backend runs in its own subprocess (so its peak RSS is its own); the backends
+alternate over ``--rounds`` rounds and the best docs/s is kept. Weights are untrained:
+speed does not depend on them. Writes bench/results/speed.md.
 """
 
 from __future__ import annotations
