@@ -18,7 +18,6 @@ import csv
 import json
 import os
 import random
-import sys
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import spacy  # noqa: E402
 import torch  # noqa: E402
+from _common import command_line, header  # noqa: E402
 from spacy.training import Example  # noqa: E402
 from thinc.api import Config  # noqa: E402
 
@@ -146,6 +146,9 @@ def main() -> None:
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     strategies = args.strategies.split(",")
+    top = header(command_line(), seeds=seeds,
+                 packages=("spacy", "thinc", "torch", "scikit-learn", "spacy-senti"),
+                 extra=["Threads: torch 1, OMP/BLAS 1 (one process)"])
     rows = read_carer("train")
     pool = random.Random(12345).sample(rows, args.pool)
     dev = read_carer("val")[: args.dev]
@@ -160,16 +163,16 @@ def main() -> None:
     (RESULTS / "active.json").write_text(json.dumps(curves, indent=1), encoding="utf8")
     acc, mf = summarise(curves, "acc"), summarise(curves, "macro_f")
     plot(acc, RESULTS / "active.png", "accuracy")
-    write_markdown(acc, mf, seeds, args, len(rows), minutes)
+    write_markdown(acc, mf, seeds, args, len(rows), minutes, top)
     print((RESULTS / "active.md").read_text())
 
 
 def write_markdown(acc: dict, mf: dict, seeds: list[int], args, n_rows: int,
-                   minutes: float) -> None:
+                   minutes: float, top: list[str]) -> None:
     strategies = list(acc)
     lines = [
         "# Active learning (simulated): uncertainty vs random sampling", "",
-        f"`{' '.join(sys.argv)}` — {minutes:.1f} min on a shared 2-core CPU.", "",
+        *top, f"- Run time: {minutes:.1f} min wall",
         f"- data: CARER emotion (6 classes: joy 34%, sadness 29%, anger 13%, fear 12%, love 8%, "
         f"surprise 4%); pool = {args.pool} random train rows (of {n_rows}); evaluation on the "
         f"first {args.dev} validation rows",

@@ -10,18 +10,14 @@ against VADER's, Pearson r of each against the human mean ratings, throughput of
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import platform
 import random
 import string
-import subprocess
-import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import spacy
+from _common import REPO, command_line, header, shown_path
 from tqdm import tqdm
 from vaderSentiment.vaderSentiment import (
     BOOSTER_DICT,
@@ -32,7 +28,7 @@ from vaderSentiment.vaderSentiment import (
 
 import spacy_senti.components.lexicon  # noqa: F401  (registers the factory without install)
 
-DATA_DIR = Path("/work/shared/data/vader_groundtruth")
+DATA_DIR = REPO.parent / "shared" / "data" / "vader_groundtruth"
 OUT = Path(__file__).parent / "results" / "lexicon.md"
 SETS = {
     "tweets": "tweets_GroundTruth.txt",
@@ -108,19 +104,6 @@ def likely_cause(text: str, lexicon: dict[str, float]) -> str:
     return "; ".join(causes) or "other"
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        cpu = platform.processor() or cpu
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    return f"{nproc} CPUs (`nproc`), {cpu}, Python {platform.python_version()}"
-
-
 def timed(fn, texts: list[str], desc: str) -> float:
     """Docs per second of ``fn`` over ``texts`` (best of five runs)."""
     best = float("inf")
@@ -136,6 +119,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
+    head = header(command_line(), packages=("spacy", "vaderSentiment", "spacy-senti"))
 
     nlp = spacy.blank("en")
     nlp.add_pipe("senti_lexicon")
@@ -171,13 +155,8 @@ def main() -> None:
     lines = [
         "# `senti_lexicon` vs `vaderSentiment`",
         "",
-        f"- Command: `{Path(sys.executable).name} {' '.join(sys.argv)}`",
-        f"- Machine: {machine()}",
-        f"- Date: {dt.date.today().isoformat()}",
-        f"- Versions: spacy {spacy.__version__}, "
-        f"vaderSentiment {metadata.version('vaderSentiment')}, "
-        f"spacy-senti {metadata.version('spacy-senti')}",
-        f"- Data: VADER's human-rated ground truth ({args.data_dir}); pipeline "
+        *head,
+        f"- Data: VADER's human-rated ground truth (`{shown_path(args.data_dir)}`); pipeline "
         '`spacy.blank("en")` + `senti_lexicon` (default config).',
         "",
         "| set | n | r vs VADER | sign agreement | identical (±5e-4) | r ours vs human "

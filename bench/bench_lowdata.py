@@ -16,14 +16,9 @@ Writes ``bench/results/lowdata.md``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
-import subprocess
-import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,6 +27,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import spacy  # noqa: E402
 import torch  # noqa: E402
+from _common import command_line, header  # noqa: E402
 from spacy.schemas import ConfigSchemaTraining  # noqa: E402
 from spacy.tokens import DocBin  # noqa: E402
 from tqdm import tqdm  # noqa: E402
@@ -202,29 +198,6 @@ def run_size(name, n, train_rows, dev, test, head, lexicon_cfg, work: Path) -> d
 
 
 # --- report ----------------------------------------------------------------------------------
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name"):
-                cpu = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs (`nproc`), {cpu}, Python {platform.python_version()}"
-
-
-def versions() -> str:
-    names = ("spacy", "spacy-transformers", "torch", "transformers", "scikit-learn",
-             "vaderSentiment", "spacy-senti")
-    out = []
-    for pkg in names:
-        try:
-            out.append(f"{pkg} {metadata.version(pkg)}")
-        except metadata.PackageNotFoundError:
-            out.append(f"{pkg} (not installed)")
-    return ", ".join(out)
-
-
 def pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
@@ -267,12 +240,14 @@ def main() -> None:
         saved = json.loads(args.from_json.read_text())
         meta = saved.pop("_run")
         args.threads = meta["threads"]
-        write_report(args, meta["command"], saved, meta["wall"], meta["cpu"])
+        write_report(args, meta["command"], saved, meta["wall"], meta["cpu"],
+                     meta.get("header"))
         print(f"wrote {args.out}")
         return
     torch.set_num_threads(args.threads)
     sizes = [int(s) for s in args.sizes.split(",")]
-    command = "python bench/bench_lowdata.py " + " ".join(sys.argv[1:])
+    command = command_line()
+    top = run_header(command, args.threads)
     started = time.perf_counter()
     cpu_start = time.process_time()
     sections: dict[str, dict] = {}
@@ -297,18 +272,26 @@ def main() -> None:
             {k: {m: round(v, 4) for m, v in s.items()} for k, s in result["scores"].items()}))
         wall = time.perf_counter() - started
         cpu = time.process_time() - cpu_start
-        write_report(args, command, sections, wall, cpu)  # after every run
+        write_report(args, command, sections, wall, cpu, top)  # after every run
     print(f"wrote {args.out}")
 
 
-def write_report(args, command: str, sections: dict, wall: float, cpu: float) -> None:
+PACKAGES = ("spacy", "spacy-transformers", "torch", "transformers", "scikit-learn",
+            "vaderSentiment", "spacy-senti")
+
+
+def run_header(command: str, threads: int) -> list[str]:
+    return header(command, seeds=[SEED], packages=PACKAGES,
+                  extra=[f"Torch threads: {threads}"])
+
+
+def write_report(args, command: str, sections: dict, wall: float, cpu: float,
+                 top: list[str] | None = None) -> None:
+    """``top``: the header taken when the run started (a re-render without one: now)."""
     lines = [
         "# Low-data curve: model vs lexicon vs `senti_hybrid`",
         "",
-        f"- Command: `{command.strip()}`",
-        f"- Machine: {machine()}; torch threads {args.threads}",
-        f"- Date: {dt.date.today().isoformat()}",
-        f"- Versions: {versions()}",
+        *(top or run_header(command, args.threads)),
         f"- Run time: {wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU (this process)",
         f"- Model: `configs/sentiment.cfg`, `paths.backbone = default` (all-MiniLM-L6-v2), "
         f"batch {BATCH}, warmup-linear LR {LEARN_RATE:g} (10% warmup), seed {SEED}; epochs by "
@@ -354,7 +337,8 @@ def write_report(args, command: str, sections: dict, wall: float, cpu: float) ->
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     if not args.from_json:
-        run = {"command": command, "wall": wall, "cpu": cpu, "threads": args.threads}
+        run = {"command": command, "wall": wall, "cpu": cpu, "threads": args.threads,
+               "header": top}
         (args.work / "lowdata.json").write_text(
             json.dumps({**sections, "_run": run}, indent=1, default=str))
 

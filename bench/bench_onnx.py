@@ -18,16 +18,13 @@ configs/sentiment.cfg, ~3 min on 2 cores) into ``training/bench_onnx/model-last`
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from _common import header, shown_path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -132,9 +129,7 @@ def raw_hf(model_dir: Path):
     return run
 
 
-def versions() -> str:
-    names = ["spacy", "spacy-transformers", "torch", "transformers", "onnxruntime", "onnx"]
-    return ", ".join(f"{n} {metadata.version(n)}" for n in names)
+PACKAGES = ("spacy", "spacy-transformers", "torch", "transformers", "onnxruntime", "onnx")
 
 
 def main() -> None:
@@ -151,6 +146,9 @@ def main() -> None:
     from spacy_senti.onnx.export import export_onnx
 
     torch.set_num_threads(args.threads)
+    top = header(f"python bench/bench_onnx.py --threads {args.threads}", packages=PACKAGES,
+                 extra=["CPUs shared with other jobs: numbers are noisy, compare ratios within "
+                        "this run"])
     texts, dev, dev_labels = sentences()
     pipeline, origin = find_pipeline(args.pipeline)
     nlp = spacy.load(pipeline)
@@ -195,13 +193,8 @@ def main() -> None:
     lines = [
         "# ONNX Runtime export vs PyTorch and spaCy",
         "",
-        f"- Command: `python bench/bench_onnx.py --threads {args.threads}`",
-        f"- Machine: {os.cpu_count()} CPUs (shared with other jobs; numbers are noisy, compare "
-        f"ratios within this run), {platform.processor() or platform.machine()}, "
-        f"Python {platform.python_version()}",
-        f"- Date: {dt.date.today().isoformat()}",
-        f"- Versions: {versions()}",
-        f"- Pipeline: `{pipeline.relative_to(REPO) if pipeline.is_relative_to(REPO) else pipeline}`"
+        *top,
+        f"- Pipeline: `{shown_path(pipeline)}`"
         f" ({origin}); export took {export_s:.1f} s; model.onnx {size['fp32']:.0f} MB, "
         f"model.int8.onnx {size['int8']:.0f} MB",
         f"- Threads: torch.set_num_threads({args.threads}), onnxruntime intra_op_num_threads="

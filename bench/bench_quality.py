@@ -16,6 +16,12 @@ re-rendered from it: ``bench/results/quality.md`` (one row per benchmark target)
     python bench/bench_quality.py --list
     python bench/bench_quality.py --render             # only rewrite the Markdown tables
     python bench/bench_quality.py sst2 --gpu-id 0      # on a GPU (recorded in the table)
+    python bench/bench_quality.py --rewrite-headers    # fix old reports' headers, no scoring
+
+After training, each run's model-best gets a real meta name and version (``en_senti_bench_<run
+id>``, the spacy-senti version) with scripts/package_meta.py, so its evaluation report names
+it; reports written before that carry spaCy's placeholder, which ``--rewrite-headers`` shows
+as an unnamed pipeline with its repository-relative path.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -33,6 +39,8 @@ from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from _common import device, flags_line, load, versions
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -266,26 +274,28 @@ RUNS: dict[str, Run] = {
 }
 
 
-def machine(gpu_id: int) -> str:
-    cpu = platform.processor() or "CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    where = f"{os.cpu_count()} CPU cores ({cpu})"
-    if gpu_id >= 0:
-        import torch
-
-        where = f"GPU {torch.cuda.get_device_name(gpu_id)} (+ {where})"
-    return where
+PACKAGES = ("spacy", "spacy-transformers", "transformers", "torch", "spacy-senti")
+# package_meta.py source ids of the benchmarks whose training data it knows (licence, url)
+META_SOURCES = {
+    "SST-2": "sst2",
+    "TweetEval emotion": "tweeteval_emotion",
+    "GoEmotions": "goemotions",
+    "SemEval-2014 restaurants": "semeval14",
+}
 
 
-def versions() -> str:
-    names = ["spacy", "spacy-transformers", "transformers", "torch", "spacy-senti"]
-    return ", ".join(f"{n} {metadata.version(n)}" for n in names)
+def model_name(run_id: str) -> str:
+    """The meta name a run's pipeline gets (``en_`` is prefixed by spaCy): senti_bench_<id>."""
+    return "senti_bench_" + re.sub(r"[^a-z0-9]+", "_", run_id.lower()).strip("_")
+
+
+def name_model(run_id: str, model: Path) -> None:
+    """Replace the placeholder meta (``pipeline`` 0.0.0) `spacy train` writes with a real
+    name and version, as the project's tune-thresholds step does: scripts/package_meta.py."""
+    sources = META_SOURCES.get(RUNS[run_id].benchmark, "")
+    sh([sys.executable, "scripts/package_meta.py", str(model.relative_to(REPO)),
+        "--name", model_name(run_id), "--version", metadata.version("spacy-senti"),
+        *(["--sources", sources] if sources else [])])
 
 
 def sh(cmd: list[str], log: Path | None = None) -> float:
@@ -385,6 +395,7 @@ def execute(run_id: str, gpu_id: int, max_steps: int = 0) -> dict[str, Any]:
     if max_steps:
         run = replace(run, steps=min(run.steps, max_steps))
     bench = BENCHMARKS[run.benchmark]
+    load_start = load()
     ensure_corpus(bench)
     if run.untuned:  # evaluate the baseline's best checkpoint as trained: no new training
         out_dir = WORK / run.baseline
@@ -395,6 +406,7 @@ def execute(run_id: str, gpu_id: int, max_steps: int = 0) -> dict[str, Any]:
         train_cmd = train_command(run_id, run, gpu_id)
         train_s = sh(train_cmd, log=out_dir / "train.log")
         command = shlex.join(["python", *train_cmd[1:]])
+        name_model(run_id, out_dir / "model-best")
     model = out_dir / "model-best"
     if bench.tune and not run.untuned:
         tuned = out_dir / "model-tuned"
@@ -419,10 +431,12 @@ def execute(run_id: str, gpu_id: int, max_steps: int = 0) -> dict[str, Any]:
         "learn_rate": run.learn_rate,
         "best_dev": meta.get("performance", {}).get("senti_macro_f"),
         "train_minutes": round(train_s / 60, 1),
-        "device": machine(gpu_id),
+        "device": device(gpu_id),
+        "cpu_flags": flags_line(),
+        "load": load_start,
         "threads": os.environ.get("OMP_NUM_THREADS", "default"),
         "date": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        "versions": versions(),
+        "versions": versions(*PACKAGES),
         "command": command,
         "report": str(report.relative_to(RESULTS) / "report.md"),
     }
@@ -476,6 +490,74 @@ def official_scores(run_id: str, gpu_id: int = -1) -> dict[str, Any]:
     metrics = json.loads((report / "metrics.json").read_text(encoding="utf8"))
     scores = {label: metrics["scores"].get(key) for label, key in bench.metrics.items()}
     return {"scores": scores, "n_test": metrics["n_docs"]}
+
+
+REWRITE_NOTE = (
+    "header rewritten by `python bench/bench_quality.py --rewrite-headers` from the values "
+    "this report recorded (machine paths made repository-relative; spaCy's placeholder meta "
+    "name and version, shown before as if they were a package, replaced by the source path); "
+    "scores, tables and figures not re-computed"
+)
+
+
+def repo_relative(path: str) -> str:
+    """A recorded path relative to the repository root: ``/x/repo/training/a`` -> ``training/a``
+    (also when the repository has moved since: cut at its first training/corpus/assets part)."""
+    if not path or not Path(path).is_absolute():
+        return path
+    p = Path(path)
+    if p.is_relative_to(REPO):
+        return p.relative_to(REPO).as_posix()
+    parts = p.parts
+    for i, part in enumerate(parts):
+        if part in ("training", "corpus", "assets"):
+            return Path(*parts[i:]).as_posix()
+    return path
+
+
+def rewrite_header(report_dir: Path) -> bool:
+    """Rewrite metrics.json's model/data entries and report.md's header lines of one report
+    the way ``spacy-senti evaluate`` writes them now; True if a file changed."""
+    import srsly
+
+    from spacy_senti.evaluation.report import header_lines, model_entry
+
+    metrics_path, md_path = report_dir / "metrics.json", report_dir / "report.md"
+    metrics = srsly.read_json(metrics_path)
+    old = metrics["model"]
+    if "named" in old:  # written by the current `evaluate` (or rewritten before)
+        model = {**old, "source": repo_relative(old.get("source", ""))}
+        if not old["named"]:
+            model["name"] = model["source"] or old["name"]
+    else:
+        model = model_entry(None, repo_relative(old.get("source", "")),
+                            name=old.get("name", ""), version=old.get("version", ""), cwd=REPO)
+    new = {**metrics, "model": model, "data": repo_relative(metrics["data"])}
+    changed = new != metrics
+    if changed:
+        new["header_note"] = REWRITE_NOTE
+        # the key order of `evaluate`'s metrics.json, the note after n_docs
+        order = ["model", "data", "n_docs", "header_note"]
+        new = {**{k: new[k] for k in order if k in new}, **new}
+        srsly.write_json(metrics_path, new)
+    lines = md_path.read_text(encoding="utf8").split("\n")
+    overall = next(i for i, line in enumerate(lines) if line.startswith("- overall:"))
+    end = lines.index("", overall)  # the header ends at the first blank line after it
+    head = header_lines(new)
+    if head[4] != lines[overall]:
+        raise SystemExit(f"{md_path}: its overall line does not match metrics.json's scores")
+    if "header_note" in new:
+        head.insert(5, f"- {new['header_note']}")
+    text = "\n".join([*head[:-1], *lines[end:]])
+    if text != md_path.read_text(encoding="utf8"):
+        md_path.write_text(text, encoding="utf8")
+        changed = True
+    return changed
+
+
+def rewrite_headers(folder: Path = REPORTS) -> list[Path]:
+    """``rewrite_header`` for every committed report under ``folder``."""
+    return [p.parent for p in sorted(folder.rglob("metrics.json")) if rewrite_header(p.parent)]
 
 
 def load_store(path: Path = STORE) -> dict[str, Any]:
@@ -544,9 +626,15 @@ def render_quality(store: dict[str, Any]) -> str:
             if i:
                 cells[0] = ""
             lines.append("| " + " | ".join(cells) + " |")
+        machine = "".join(
+            f"; {label} {res[key]}"
+            for key, label in (("load", "load average 1/5/15 min at start"),
+                               ("cpu_flags", "CPU flags"))
+            if res.get(key)
+        )
         commands.append(
             f"- {run.benchmark} (`{run_id}`): `{res['command']}` — "
-            f"[report]({res['report']}); {res['versions']}"
+            f"[report]({res['report']}); {res['versions']}{machine}"
         )
     lines += ["", *render_multitask(store), "", *render_lexicon(store)]
     lines += ["", "Commands and versions:", "", *commands, ""]
@@ -681,12 +769,22 @@ def main() -> None:
         help="only (re)score the named, trained runs on the whole published test file",
     )
     parser.add_argument(
+        "--rewrite-headers",
+        action="store_true",
+        help="only rewrite the header (model name, paths) of the committed evaluation reports "
+        "under bench/results/quality from what they recorded; no scores are re-computed",
+    )
+    parser.add_argument(
         "--lexicon",
         action="store_true",
         help="only (re)compute the lexicon/hybrid comparison of the named, trained runs",
     )
     args = parser.parse_args()
     store_path = args.store
+    if args.rewrite_headers:
+        for folder in rewrite_headers():
+            print(f"rewrote the header of {folder.relative_to(REPO)}")
+        return
     if args.list:
         for run_id, run in RUNS.items():
             print(f"{run_id:22} {run.benchmark:30} {run.steps:>6} steps  {run.change}")

@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime as dt
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from importlib import metadata
 from itertools import cycle, islice
 from pathlib import Path
+
+from _common import header, shown_path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -201,16 +200,8 @@ def count_output(path: Path) -> int:
         return sum(1 for _ in f)
 
 
-def versions() -> str:
-    names = ["spacy", "spacy-transformers", "torch", "transformers", "ray", "pyarrow",
-             "spacy-senti"]
-    out = []
-    for name in names:
-        try:
-            out.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            out.append(f"{name} (not installed)")
-    return ", ".join(out)
+PACKAGES = ("spacy", "spacy-transformers", "torch", "transformers", "ray", "pyarrow",
+            "spacy-senti")
 
 
 def main() -> None:
@@ -231,7 +222,7 @@ def main() -> None:
     build = opts.pipeline if opts.pipeline in ("cnn", "tiny-bert") else None
     pipeline = None if build else (Path(opts.pipeline) if opts.pipeline else find_pipeline())
     build = build or opts.fallback
-    what = f"`{pipeline}`" if pipeline else None
+    what = f"`{shown_path(pipeline)}`" if pipeline else None
     if pipeline is None and build == "tiny-bert":
         pipeline = build_tiny_pipeline(work)
         what = ("**tiny random BERT pipeline built like the tests'** (2 layers, hidden 32, "
@@ -271,13 +262,10 @@ def main() -> None:
     lines = [
         "# `spacy-senti score`: local vs local n_process=2 vs Ray Data (local runtime)",
         "",
-        f"- Command: `python bench/bench_score.py --rows {opts.rows}"
-        + (f" --pipeline {opts.pipeline}" if opts.pipeline else "") + "`",
-        f"- Machine: {os.cpu_count()} CPUs (`nproc`), shared with other jobs (load average "
-        f"{os.getloadavg()[0]:.1f} at the end: absolute numbers are noisy), "
-        f"{platform.machine()}, Python {platform.python_version()}",
-        f"- Date: {dt.date.today().isoformat()}",
-        f"- Versions: {versions()}",
+        *header(f"python bench/bench_score.py --rows {opts.rows}"
+                + (f" --pipeline {opts.pipeline}" if opts.pipeline else ""),
+                packages=PACKAGES, when="at the end",
+                extra=["CPUs shared with other jobs: absolute numbers are noisy"]),
         f"- Pipeline: {what}",
         f"- Data: {opts.rows:,} rows cycled from "
         + ", ".join(f"{k} {v:,}" for k, v in sources.items()) + " (JSONL in; JSONL out for "

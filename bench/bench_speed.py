@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
+
+from _common import header
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -166,11 +166,13 @@ def measure(args) -> dict[str, dict]:
     return best
 
 
-def write_table(best: dict[str, dict], args) -> None:
-    from importlib.metadata import version
+def run_header(args) -> list[str]:
+    return header(f"python bench/bench_speed.py --n {args.n} --rounds {args.rounds} "
+                  f"--train-steps {args.train_steps} --threads {args.threads}",
+                  extra=[f"Torch threads: {args.threads}"])
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
+
+def write_table(best: dict[str, dict], args, top: list[str]) -> None:
     infer, train = best["hf_infer"]["docs_per_s"], best["hf_train"]["docs_per_s"]
     rows = [
         ("inference", "raw HF AutoModelForSequenceClassification, 1 head", "hf_infer", infer),
@@ -187,14 +189,7 @@ def write_table(best: dict[str, dict], args) -> None:
     lines = [
         "# Speed: spacy-senti vs raw Hugging Face (all-MiniLM-L6-v2)",
         "",
-        f"Command: `python bench/bench_speed.py --n {args.n} --rounds {args.rounds} "
-        f"--train-steps {args.train_steps} --threads {args.threads}`  ",
-        f"Machine: {cpu}, {__import__('os').cpu_count()} cores, torch threads {args.threads}  ",
-        f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  ",
-        "Versions: " + ", ".join(
-            f"{pkg} {version(pkg)}"
-            for pkg in ("spacy", "spacy-transformers", "transformers", "torch")
-        ),
+        *top,
         "",
         f"{args.n} real sentences (SST-2 dev, then TweetEval sentiment val), batch 64 for "
         f"inference; {args.train_steps} timed training steps of batch 32 after 2 warm-up steps; "
@@ -240,9 +235,10 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_backend(args.one, args.n, args.train_steps)))
         return
+    top = run_header(args)
     best = measure(args)
     OUT.with_suffix(".json").write_text(json.dumps(best, indent=2), encoding="utf8")
-    write_table(best, args)
+    write_table(best, args, top)
 
 
 if __name__ == "__main__":

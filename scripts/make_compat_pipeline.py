@@ -21,8 +21,13 @@ from spacy.tokens import Doc
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import build_tiny_bert  # noqa: E402
-from helpers import load_config, make_examples, nlp_from_config, train  # noqa: E402
+from helpers import (  # noqa: E402
+    build_tiny_bert,
+    load_config,
+    make_examples,
+    nlp_from_config,
+    train,
+)
 
 from spacy_senti.training.hybrid import fit_hybrid  # noqa: E402
 

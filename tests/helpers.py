@@ -1,22 +1,73 @@
-"""Builders used by several test modules."""
+"""Builders and constants shared by the test modules (and scripts/make_compat_pipeline.py).
+
+Fixtures and pytest hooks live in conftest.py; everything importable lives here, so that no
+module needs ``from conftest import``.
+"""
 
 from __future__ import annotations
 
+import json
 import random
+from collections.abc import Iterable
 from pathlib import Path
 
 import spacy
-from conftest import CONFIGS
 from spacy.language import Language
+from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from thinc.api import Config
 
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+WORDS = (
+    "good great love loved happy wonderful excellent fun joy amazing bad awful hate hated "
+    "terrible sad boring angry worst poor the a and but not very was is it this food service "
+    "price ambience movie film plot staff waiter i we you they so really"
+).split()
+
+
+def build_tiny_bert(path: Path) -> Path:
+    """Save a randomly initialised 2-layer BERT (hidden 32) with a small WordPiece vocab.
+
+    Random, not pretrained: pipelines over it need a higher learning rate (about 1e-3 to
+    3e-3) than fine-tuning a real backbone to overfit a few examples.
+    """
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-:;()\"")
+    vocab = specials + chars + [f"##{c}" for c in chars] + WORDS
+    (path / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf8")
+    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(str(path))
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        # 512 like BERT: out-of-vocabulary words split into characters, so a 128-token
+        # window of SST-2 text reaches 465 wordpieces here
+        max_position_embeddings=512,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(str(path))
+    return path
+
 
 def load_config(name: str, backbone: Path, **overrides) -> Config:
-    """A config from configs/ with the backbone pointed at a test model."""
-    config = Config().from_disk(CONFIGS / f"{name}.cfg")
+    """A config from configs/ with the backbone pointed at a test model.
+
+    Read without interpolation, so ``paths.backbone`` reaches every ``${paths.backbone}``
+    (merging into an interpolated config would leave the default MiniLM in place).
+    """
+    config = Config().from_disk(CONFIGS / f"{name}.cfg", interpolate=False)
     flat = {"paths.backbone": str(backbone), **overrides}
-    return config.merge(_nest(flat))
+    return config.merge(_nest(flat)).interpolate()
 
 
 def _nest(flat: dict) -> dict:
@@ -36,6 +87,78 @@ def nlp_from_config(config: Config) -> Language:
 
 def make_examples(nlp: Language, rows: list[tuple[str, dict[str, float]]]) -> list[Example]:
     return [Example.from_dict(nlp.make_doc(text), {"cats": cats}) for text, cats in rows]
+
+
+def write_docbin(path: Path, rows: Iterable[Doc | tuple[str, dict[str, float]]],
+                 nlp: Language | None = None) -> Path:
+    """Write docs, or ``(text, cats)`` rows tokenised by ``nlp`` (default: a blank English
+    pipeline), to a ``.spacy`` file; returns ``path``."""
+    nlp = nlp if nlp is not None else spacy.blank("en")
+    docbin = DocBin()
+    for row in rows:
+        if isinstance(row, Doc):
+            doc = row
+        else:
+            text, cats = row
+            doc = nlp.make_doc(text)
+            doc.cats = dict(cats)
+        docbin.add(doc)
+    docbin.to_disk(path)
+    return path
+
+
+def write_jsonl(path: Path, texts: Iterable[str], field: str = "text") -> Path:
+    """One JSON object ``{field: text}`` a line."""
+    path.write_text("".join(json.dumps({field: t}) + "\n" for t in texts), encoding="utf8")
+    return path
+
+
+# --- pipelines shared by several modules (built once per session by conftest's fixtures) ---
+SENTIMENT_ROWS = [
+    ("i loved this film", "positive"),
+    ("the plot was awful", "negative"),
+    ("great food and great staff", "positive"),
+    ("i hate this boring movie", "negative"),
+    ("a wonderful fun movie", "positive"),
+    ("the worst service", "negative"),
+    ("happy with the food", "positive"),
+    ("sad and boring plot", "negative"),
+]
+CPU_FAST_SMALL = {
+    "components.senti_textcat.model.tok2vec.embed.width": 32,
+    "components.senti_textcat.model.tok2vec.embed.rows": [500, 100, 200, 200],
+    "components.senti_textcat.model.tok2vec.encode.width": 32,
+    "components.senti_textcat.model.tok2vec.encode.depth": 1,
+}
+
+
+def sentiment_cats(label: str, labels=("negative", "positive")) -> dict[str, float]:
+    return {f"sentiment/{lab}": float(lab == label) for lab in labels}
+
+
+def build_sentiment_pipeline(backbone: Path, path: Path) -> Path:
+    """transformer + senti_textcat (one exclusive sentiment head) overfitted on
+    SENTIMENT_ROWS, saved to ``path``: every training text is then predicted right."""
+    nlp = nlp_from_config(load_config("sentiment", backbone))
+    examples = make_examples(nlp, [(t, sentiment_cats(lab)) for t, lab in SENTIMENT_ROWS])
+    losses = train(nlp, examples, n_iter=40, lr=2e-3)
+    assert losses[-1] < 0.05, losses[-5:]
+    predicted = [doc._.sentiment for doc in nlp.pipe([text for text, _ in SENTIMENT_ROWS])]
+    assert predicted == [label for _, label in SENTIMENT_ROWS]
+    nlp.to_disk(path)
+    return path
+
+
+def build_cpu_fast_pipeline(path: Path) -> Path:
+    """A small tok2vec (configs/cpu_fast.cfg) sentiment pipeline trained on a few texts."""
+    nlp = nlp_from_config(load_config("cpu_fast", path / "no_backbone", **CPU_FAST_SMALL))
+    pos, neg = ["good great love happy", "wonderful fun joy"], ["bad awful hate",
+                                                                "terrible sad worst"]
+    rows = [(t, sentiment_cats("positive")) for t in pos]
+    rows += [(t, sentiment_cats("negative")) for t in neg]
+    train(nlp, make_examples(nlp, rows), n_iter=10)
+    nlp.to_disk(path)
+    return path
 
 
 def train(nlp: Language, examples: list[Example], n_iter: int = 60, lr: float = 0.005,

@@ -18,7 +18,11 @@ def bq():
     spec = importlib.util.spec_from_file_location("bench_quality", REPO / "bench/bench_quality.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["bench_quality"] = module  # dataclasses resolve annotations via sys.modules
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(REPO / "bench"))  # bench/_common.py, as when run as a script
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO / "bench"))
     return module
 
 
@@ -117,3 +121,65 @@ def test_render_judges_targets_and_multitask(bq):
     levers = bq.render_levers(store)
     assert "| macro-F1 70.0 | 72.0 | +2.0 (accuracy 75.0->74.0) | yes |" in levers
     assert "`tweeteval-cls`" in levers and "not run" in levers
+
+
+def test_model_names_are_package_names(bq):
+    for run_id in bq.RUNS:
+        name = bq.model_name(run_id)
+        assert name.startswith("senti_bench_") and name.replace("_", "").isalnum(), name
+    assert bq.model_name("tweeteval-lr5e-5") == "senti_bench_tweeteval_lr5e_5"
+    assert set(bq.META_SOURCES) <= set(bq.BENCHMARKS)
+
+
+OLD_HEADER = [
+    "# Evaluation report: en_pipeline 0.0.0",
+    "",
+    "- model: `en_pipeline` version 0.0.0, loaded from `/somewhere/else/repo/training/bench/"
+    "sst2/model-best`",
+    "- data: `/somewhere/else/repo/corpus/full/sst2/test.spacy` (2 docs)",
+    "- overall: macro-F1 0.500, micro-F1 0.750, accuracy 0.750 (means over heads)",
+    "",
+]
+
+
+def test_rewrite_header_of_an_old_report(bq, tmp_path):
+    import srsly
+
+    body = ["## Summary", "", "| head | kind |", "|---|---|", "| sentiment | exclusive |", ""]
+    metrics = {
+        "model": {"name": "en_pipeline", "version": "0.0.0",
+                  "source": "/somewhere/else/repo/training/bench/sst2/model-best"},
+        "data": "/somewhere/else/repo/corpus/full/sst2/test.spacy",
+        "n_docs": 2,
+        "unknown_gold_keys": [],
+        "scores": {"senti_macro_f": 0.5, "senti_micro_f": 0.75, "senti_acc": 0.75},
+        "heads": {"sentiment": {"kind": "exclusive", "n": 2}},
+    }
+    srsly.write_json(tmp_path / "metrics.json", metrics)
+    (tmp_path / "report.md").write_text("\n".join(OLD_HEADER + body), encoding="utf8")
+    assert bq.rewrite_header(tmp_path)
+    md = (tmp_path / "report.md").read_text(encoding="utf8")
+    new = srsly.read_json(tmp_path / "metrics.json")
+    assert "/somewhere" not in md and "/somewhere" not in str(new)
+    assert "en_pipeline" not in md and "en_pipeline" not in str(new)
+    assert md.startswith("# Evaluation report: training/bench/sst2/model-best\n")
+    assert "- model: `training/bench/sst2/model-best` (unnamed pipeline: meta name 'pipeline'" in md
+    assert "- data: `corpus/full/sst2/test.spacy` (2 docs)" in md
+    assert OLD_HEADER[4] in md and "not re-computed" in md
+    assert md.endswith("\n".join(body))  # the tables are untouched
+    assert new["scores"] == metrics["scores"] and new["heads"] == metrics["heads"]
+    assert new["model"] == {"name": "training/bench/sst2/model-best", "version": "",
+                            "source": "training/bench/sst2/model-best", "named": False,
+                            "meta_name": "pipeline", "meta_version": "0.0.0"}
+    assert not bq.rewrite_header(tmp_path)  # idempotent
+    assert (tmp_path / "report.md").read_text(encoding="utf8") == md
+
+
+@pytest.mark.parametrize("folder", ["bench/results/quality", "docs/example_report"])
+def test_committed_reports_have_no_machine_paths_or_placeholder_names(folder):
+    files = [p for p in (REPO / folder).rglob("*") if p.name in ("report.md", "metrics.json")]
+    assert files
+    for path in files:
+        text = path.read_text(encoding="utf8")
+        assert "/work/" not in text and "/home/" not in text, path
+        assert "en_pipeline" not in text, path

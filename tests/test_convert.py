@@ -12,6 +12,7 @@ import typer
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
+from spacy_senti.cli.convert import convert_command
 from spacy_senti.data.clean import CleanConfig
 from spacy_senti.data.convert import (
     DUPLICATE,
@@ -27,9 +28,9 @@ from spacy_senti.data.convert import (
     key_safe,
     write_docbins,
 )
-from spacy_senti.data.convert_cli import convert_command
-from spacy_senti.data.readers import DataFormatError, ReaderOptions, open_source
-from spacy_senti.schema import HeadSpec
+from spacy_senti.data.readers import ReaderOptions, open_source
+from spacy_senti.errors import InputError
+from spacy_senti.heads import HeadSpec
 
 DATA = Path(__file__).parent / "data"
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -102,7 +103,7 @@ def test_goemotions_multilabel_names_and_doubled_quotes():
 
 def test_goemotions_needs_label_names(tmp_path):
     shutil.copy(DATA / "goemotions" / "train.tsv", tmp_path / "train.tsv")
-    with pytest.raises(DataFormatError, match="--label-file"):
+    with pytest.raises(InputError, match="--label-file"):
         convert(tmp_path / "train.tsv", ConvertOptions("goemotions"))
     opts = ConvertOptions("goemotions", label_file=DATA / "goemotions" / "emotions.txt")
     assert convert(tmp_path / "train.tsv", opts).n_out == 28
@@ -146,7 +147,7 @@ def test_semeval14_laptops_without_categories(tmp_path):
     text = xml.read_text(encoding="utf-8")
     stripped = "\n".join(line for line in text.split("\n") if "aspectCateg" not in line)
     (tmp_path / "laptops.xml").write_text(stripped, encoding="utf-8")
-    with pytest.raises(DataFormatError, match="aspect terms only"):
+    with pytest.raises(InputError, match="aspect terms only"):
         convert(tmp_path / "laptops.xml", ConvertOptions("semeval14"))
 
 
@@ -163,19 +164,19 @@ def test_tweeteval_line_mismatch(tmp_path):
         shutil.copy(DATA / "tweeteval_emotion" / name, tmp_path / name)
     labels = (DATA / "tweeteval_emotion" / "train_labels.txt").read_text().split("\n")
     (tmp_path / "train_labels.txt").write_text("\n".join(labels[:10]) + "\n")
-    with pytest.raises(DataFormatError, match="has 15 lines but train_labels.txt has 10"):
+    with pytest.raises(InputError, match="has 15 lines but train_labels.txt has 10"):
         convert(tmp_path / "train_text.txt", ConvertOptions("tweeteval"))
 
 
 def test_lines_carer_and_missing_separator(tmp_path):
     result = convert(DATA / "carer_train.txt", ConvertOptions("lines", sep=";"))
     assert result.n_out == 20 and result.label_counts("carer_train")["sadness"] == 8
-    with pytest.raises(DataFormatError, match="needs --sep"):
+    with pytest.raises(InputError, match="needs --sep"):
         convert(DATA / "carer_train.txt", ConvertOptions("lines"))
 
 
 def test_latin1_file_error_names_line_and_encoding():
-    with pytest.raises(DataFormatError) as err:
+    with pytest.raises(InputError) as err:
         convert(DATA / "fpb_50agree.txt", ConvertOptions("lines", sep="@"))
     message = str(err.value)
     assert "fpb_50agree.txt: line 15 is not valid utf-8" in message
@@ -204,11 +205,11 @@ def test_airline_csv_crlf_quoted_commas_and_multiline_locations():
 
 
 def test_wrong_column_lists_available_columns():
-    with pytest.raises(DataFormatError) as err:
+    with pytest.raises(InputError) as err:
         convert(DATA / "airline_tweets.csv", ConvertOptions("csv", label_col="sentiment"))
     assert "--label-col 'sentiment' is not a column" in str(err.value)
     assert "'tweet_id', 'airline_sentiment', 'negativereason'" in str(err.value)
-    with pytest.raises(DataFormatError, match="no label column found"):
+    with pytest.raises(InputError, match="no label column found"):
         convert(DATA / "airline_tweets.jsonl", ConvertOptions("jsonl"))
 
 
@@ -277,14 +278,14 @@ def test_problem_rows_are_skipped_and_reported(tmp_path):
     assert stats.locations[EMPTY_TEXT] == ["airline.csv:3"]
     assert stats.locations[UNKNOWN_LABEL] == ["airline.csv:4 'neutrl'"]
     assert stats.locations[EMPTY_LABEL] == ["airline.csv:5"]
-    assert stats.locations[MALFORMED] == ["airline.csv:6 2 fields, expected 6"]
+    assert stats.locations[MALFORMED] == ["airline.csv:6 row has 2 fields, the header has 6"]
     assert_balanced(result)
 
 
 def test_strict_fails_with_locations(tmp_path):
     path = _airline_with_problems(tmp_path)
     opts = ConvertOptions("csv", label_col="airline_sentiment", strict=True)
-    with pytest.raises(DataFormatError) as err:
+    with pytest.raises(InputError) as err:
         convert(path, opts)
     message = str(err.value)
     assert "--strict" in message and "empty text: 1 (at airline.csv:3)" in message
@@ -321,12 +322,12 @@ def test_split_is_stratified_and_counts_balance(tmp_path):
     paths = write_docbins(result, tmp_path / "corpus")
     assert sorted(p.name for p in paths.values()) == ["dev.spacy", "test.spacy", "train.spacy"]
     assert_balanced(result)
-    with pytest.raises(DataFormatError, match="single .spacy file"):
+    with pytest.raises(InputError, match="single .spacy file"):
         write_docbins(result, tmp_path / "one.spacy")
 
 
 def test_split_refuses_inputs_that_have_splits():
-    with pytest.raises(DataFormatError, match="already has splits"):
+    with pytest.raises(InputError, match="already has splits"):
         convert(DATA / "goemotions", ConvertOptions("goemotions"), split=[0.9, 0.1])
 
 

@@ -6,8 +6,7 @@ import json
 
 import pytest
 import spacy
-from conftest import CONFIGS
-from spacy.tokens import DocBin
+from helpers import CONFIGS, write_docbin
 from typer.testing import CliRunner
 
 from spacy_senti.cli import app
@@ -47,10 +46,7 @@ def test_make_folds_are_disjoint_and_stratified(multilabel):
 
 
 def test_cv_command_two_folds(tmp_path):
-    db = DocBin()
-    for doc in docs():
-        db.add(doc)
-    db.to_disk(tmp_path / "data.spacy")
+    write_docbin(tmp_path / "data.spacy", docs())
     out = tmp_path / "cv"
     res = CliRunner().invoke(app, ["cv", str(CONFIGS / "cpu_fast.cfg"),
                                    str(tmp_path / "data.spacy"), "--folds", "2",
@@ -72,4 +68,4 @@ def test_cv_command_errors(tmp_path):
     (tmp_path / "bad.spacy").write_text("not a docbin")
     res = CliRunner().invoke(app, ["cv", str(CONFIGS / "cpu_fast.cfg"),
                                    str(tmp_path / "bad.spacy")])
-    assert res.exit_code == 1 and "not a DocBin" in res.output
+    assert res.exit_code == 1 and "not a spaCy DocBin" in res.output

@@ -7,14 +7,12 @@ import json
 import numpy as np
 import pytest
 import spacy
-from conftest import CONFIGS
-from spacy.tokens import DocBin
-from test_drift import tiny_pipeline
+from helpers import CONFIGS, write_docbin
 from thinc.api import Config
 from typer.testing import CliRunner
 
 from spacy_senti.cli import app
-from spacy_senti.schema import HeadSpec
+from spacy_senti.heads import HeadSpec
 from spacy_senti.training.distill import distillation_loss, soften
 
 
@@ -54,19 +52,14 @@ def test_soften_and_kd_gradient_matches_finite_differences():
 
 
 def _docbin(path, n=12):
-    nlp = spacy.blank("en")
-    db = DocBin()
-    for i in range(n):
-        pos = i % 2 == 0
-        doc = nlp.make_doc("good great love fun" if pos else "bad awful hate sad")
-        doc.cats = {"sentiment/positive": float(pos), "sentiment/negative": float(not pos)}
-        db.add(doc)
-    db.to_disk(path)
-    return path
+    rows = [("good great love fun" if i % 2 == 0 else "bad awful hate sad",
+             {"sentiment/positive": float(i % 2 == 0), "sentiment/negative": float(i % 2 == 1)})
+            for i in range(n)]
+    return write_docbin(path, rows)
 
 
-def test_distill_command(tmp_path_factory, tmp_path):
-    teacher = tiny_pipeline(tmp_path_factory)
+def test_distill_command(cpu_fast_pipeline, tmp_path):
+    teacher = cpu_fast_pipeline
     config = Config().from_disk(CONFIGS / "cpu_fast.cfg", interpolate=False)
     encode = config["components"]["senti_textcat"]["model"]["tok2vec"]["encode"]
     encode["depth"], encode["width"] = 1, 32

@@ -7,8 +7,7 @@ import random
 
 import numpy as np
 import pytest
-from conftest import WORDS
-from helpers import load_config, make_examples, nlp_from_config, train
+from helpers import WORDS, write_jsonl
 from typer.testing import CliRunner
 
 from spacy_senti.cli import app
@@ -20,33 +19,10 @@ from spacy_senti.monitor.drift import (
     wordpieces_per_word,
 )
 
-SMALL = {
-    "components.senti_textcat.model.tok2vec.embed.width": 32,
-    "components.senti_textcat.model.tok2vec.embed.rows": [500, 100, 200, 200],
-    "components.senti_textcat.model.tok2vec.encode.width": 32,
-    "components.senti_textcat.model.tok2vec.encode.depth": 1,
-}
-POS, NEG = ["good great love happy", "wonderful fun joy"], ["bad awful hate", "terrible sad worst"]
-
-
-def tiny_pipeline(tmp_path_factory):
-    nlp = nlp_from_config(load_config("cpu_fast", tmp_path_factory.mktemp("unused"), **SMALL))
-    rows = [(t, {"sentiment/positive": 1.0, "sentiment/negative": 0.0}) for t in POS] + [
-        (t, {"sentiment/positive": 0.0, "sentiment/negative": 1.0}) for t in NEG]
-    train(nlp, make_examples(nlp, rows), n_iter=10)
-    path = tmp_path_factory.mktemp("drift_pipe")
-    nlp.to_disk(path)
-    return path
-
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    return tiny_pipeline(tmp_path_factory)
-
-
-def write_jsonl(path, texts, field="text"):
-    path.write_text("".join(json.dumps({field: t}) + "\n" for t in texts), encoding="utf8")
-    return path
+def pipeline(cpu_fast_pipeline):
+    return cpu_fast_pipeline
 
 
 def sample_texts(n, seed, lo=3, hi=8):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import load_config, make_examples, nlp_from_config, train
-from test_textcat import CASES
+from test_textcat import CASES, LR
 
 pytestmark = pytest.mark.gpu
 
@@ -30,7 +30,7 @@ def test_train_and_predict_on_gpu(tiny_bert, gpu, kind, tmp_path):
     config["components"]["senti_textcat"]["heads"] = heads
     nlp = nlp_from_config(config)
     examples = make_examples(nlp, rows)
-    losses = train(nlp, examples, n_iter=60, lr=3e-4)
+    losses = train(nlp, examples, n_iter=80, lr=LR)  # as test_overfitting_IO on CPU
     assert losses[-1] < 0.05
     textcat = nlp.get_pipe("senti_textcat")
     probs = textcat.predict([eg.predicted for eg in examples])

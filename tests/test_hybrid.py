@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import spacy
 import srsly
-from helpers import load_config, make_examples, nlp_from_config, train
-from spacy.tokens import DocBin
+from helpers import write_docbin
 from typer.testing import CliRunner
 
 from spacy_senti.cli import app
@@ -21,20 +20,10 @@ from spacy_senti.components.hybrid import (
     lexicon_label,
     lexicon_probs,
 )
-from spacy_senti.schema import SentiConfigError
+from spacy_senti.errors import ConfigError
 from spacy_senti.training.hybrid import fit_hybrid, fit_stacker, tune_cutoffs
 
 LABELS = ("negative", "positive")
-TRAIN_ROWS = [
-    ("i loved this film", "positive"),
-    ("the plot was awful", "negative"),
-    ("great food and great staff", "positive"),
-    ("i hate this boring movie", "negative"),
-    ("a wonderful fun movie", "positive"),
-    ("the worst service", "negative"),
-    ("happy with the food", "positive"),
-    ("sad and boring plot", "negative"),
-]
 DEV_ROWS = [
     ("i loved the food", "positive"),
     ("awful boring film", "negative"),
@@ -54,14 +43,10 @@ def cats(label: str, labels=LABELS, head: str = "sentiment") -> dict[str, float]
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_bert, tmp_path_factory):
-    """A tiny senti_textcat pipeline overfitted on TRAIN_ROWS, and a saved copy of it."""
-    nlp = nlp_from_config(load_config("sentiment", tiny_bert))
-    examples = make_examples(nlp, [(t, cats(lab)) for t, lab in TRAIN_ROWS])
-    train(nlp, examples, n_iter=40, lr=3e-4)
-    path = tmp_path_factory.mktemp("hybrid") / "model"
-    nlp.to_disk(path)
-    return nlp, path
+def trained(sentiment_pipeline):
+    """The session's tiny senti_textcat pipeline (overfitted on helpers.SENTIMENT_ROWS),
+    loaded, and its saved copy (shared: read-only)."""
+    return spacy.load(sentiment_pipeline), sentiment_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +105,7 @@ def test_lexicon_features_of_a_hand_made_doc():
 
 def test_lexicon_features_need_the_lexicon():
     nlp = spacy.blank("en")
-    with pytest.raises(SentiConfigError, match="add senti_lexicon"):
+    with pytest.raises(ConfigError, match="add senti_lexicon"):
         lexicon_features(nlp("good"))
 
 
@@ -135,7 +120,7 @@ def test_lexicon_cutoffs_three_and_two_labels():
     probs = lexicon_probs(0.6, three, -0.05, 0.05, 5.0)
     assert max(probs, key=probs.get) == "positive"
     assert sum(probs.values()) == pytest.approx(1.0)
-    with pytest.raises(SentiConfigError, match="negative/positive"):
+    with pytest.raises(ConfigError, match="negative/positive"):
         lexicon_label(0.5, ("joy", "anger"), -0.05, 0.05)
 
 
@@ -179,16 +164,16 @@ def test_unfitted_stacker_falls_back_to_blend_with_a_warning():
 
 def test_model_modes_need_model_scores():
     nlp = lexicon_nlp(mode="blend")
-    with pytest.raises(SentiConfigError, match="found no 'sentiment/...' scores"):
+    with pytest.raises(ConfigError, match="found no 'sentiment/...' scores"):
         nlp("good")
 
 
 def test_bad_config_values():
-    with pytest.raises(SentiConfigError, match="mode"):
+    with pytest.raises(ConfigError, match="mode"):
         lexicon_nlp(mode="vote")
-    with pytest.raises(SentiConfigError, match="blend_weight"):
+    with pytest.raises(ConfigError, match="blend_weight"):
         lexicon_nlp(blend_weight=1.5)
-    with pytest.raises(SentiConfigError, match="neg_cutoff"):
+    with pytest.raises(ConfigError, match="neg_cutoff"):
         lexicon_nlp(neg_cutoff=0.3, pos_cutoff=0.1)
 
 
@@ -262,26 +247,21 @@ def test_stacker_round_trip(fitted, tmp_path):
 
 
 def test_fit_errors(tiny_pipeline, dev_docs):
-    with pytest.raises(SentiConfigError, match="No senti_textcat head 'polarity'"):
+    with pytest.raises(ConfigError, match="No senti_textcat head 'polarity'"):
         fit_hybrid(tiny_pipeline, dev_docs, head="polarity")
     blank = spacy.blank("en")
-    with pytest.raises(SentiConfigError, match="needs a senti_textcat"):
+    with pytest.raises(ConfigError, match="needs a senti_textcat"):
         fit_hybrid(blank, [blank.make_doc("good")], mode="stacker")
     doc = blank.make_doc("good")
     doc.cats = {"emotion/joy": 1.0}
-    with pytest.raises(SentiConfigError, match="no gold 'sentiment/<label>'"):
+    with pytest.raises(ConfigError, match="no gold 'sentiment/<label>'"):
         fit_hybrid(blank, [doc], mode="lexicon")
 
 
 # --- the CLI ----------------------------------------------------------------------------------
 def write_dev(path, nlp, rows):
-    docbin = DocBin()
-    for text, label in rows:
-        doc = nlp.make_doc(text)
-        doc.cats = label if isinstance(label, dict) else cats(label)
-        docbin.add(doc)
-    docbin.to_disk(path)
-    return path
+    rows = [(text, label if isinstance(label, dict) else cats(label)) for text, label in rows]
+    return write_docbin(path, rows, nlp)
 
 
 def test_fit_hybrid_cli(tiny_pipeline, saved_model, tmp_path):

@@ -8,7 +8,7 @@ import sys
 import pytest
 import spacy
 import srsly
-from spacy.tokens import DocBin
+from helpers import write_docbin
 
 pytestmark = pytest.mark.slow
 
@@ -23,13 +23,7 @@ ROWS = [
 
 
 def test_spacy_train_cli_with_minilm(tmp_path):
-    nlp = spacy.blank("en")
-    db = DocBin()
-    for text, cats in ROWS:
-        doc = nlp.make_doc(text)
-        doc.cats = cats
-        db.add(doc)
-    db.to_disk(tmp_path / "train.spacy")
+    write_docbin(tmp_path / "train.spacy", ROWS)
     out = tmp_path / "out"
     cmd = [
         sys.executable, "-m", "spacy", "train", "configs/sentiment.cfg", "--output", str(out),

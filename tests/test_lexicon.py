@@ -12,9 +12,10 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from spacy_senti.lexicon import LexiconScorer, render
-from spacy_senti.lexicons.rules import normalize, punctuation_emphasis
-from spacy_senti.lexicons.user import available_domains, domain_lexicon, parse_valence_tsv
+from spacy_senti.components.lexicon import SentiLexicon
+from spacy_senti.lexicon import render
+from spacy_senti.lexicon.rules import normalize, punctuation_emphasis
+from spacy_senti.lexicon.user import available_domains, domain_lexicon, parse_valence_tsv
 
 SAMPLE = Path(__file__).parent / "data" / "vader_tweets_sample.tsv"
 GROUND_TRUTH = Path("/work/shared/data/vader_groundtruth/tweets_GroundTruth.txt")
@@ -82,7 +83,7 @@ def read_rows(path: Path) -> list[tuple[float, str]]:
 def test_outputs_on_blank_pipeline(nlp: Language) -> None:
     doc = nlp("The food was good.")
     assert nlp.pipe_names == ["senti_lexicon"]
-    assert isinstance(nlp.get_pipe("senti_lexicon"), LexiconScorer)
+    assert isinstance(nlp.get_pipe("senti_lexicon"), SentiLexicon)
     assert set(doc._.lexicon_polarity) == {"neg", "neu", "pos", "compound"}
     assert doc._.lexicon_score == doc._.lexicon_polarity["compound"]
     assert -1.0 <= doc._.lexicon_score <= 1.0

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import spacy
-from conftest import REPO
-from helpers import load_config, make_examples, nlp_from_config, train
+from helpers import REPO, load_config, make_examples, nlp_from_config, train
 from spacy_transformers.span_getters import get_strided_spans
 
+from spacy_senti.errors import ConfigError, ExportError
 from spacy_senti.onnx import MANIFEST, SentiOnnx
-from spacy_senti.onnx.component import SentiOnnxComponent
-from spacy_senti.onnx.export import OnnxExportError, export_onnx
+from spacy_senti.onnx.component import SentiOnnxTextCategorizer
+from spacy_senti.onnx.export import export_onnx
 from spacy_senti.onnx.runner import MODEL_FP32, MODEL_INT8, strided_windows
 
 HEADS = {
@@ -173,8 +173,26 @@ def test_token_listener_is_refused(tiny_bert, tmp_path):
         "grad_factor": 1.0, "upstream": "*", "pooling": {"@layers": "reduce_mean.v1"},
     }
     nlp = nlp_from_config(config)
-    with pytest.raises(OnnxExportError, match="WordpieceListener"):
+    with pytest.raises(ExportError, match="WordpieceListener"):
         export_onnx(nlp, tmp_path / "out")
+
+
+def test_tok2vec_pipeline_is_refused_as_not_a_transformer_pipeline(tmp_path):
+    """A cpu_fast (tok2vec) pipeline: the message names the missing transformer, not a
+    token-level listener, and the configs that have one (issue 13, row 13)."""
+    config = load_config("cpu_fast", tmp_path, **{
+        "components.senti_textcat.model.tok2vec.embed.width": 16,
+        "components.senti_textcat.model.tok2vec.encode.width": 16,
+        "components.senti_textcat.model.tok2vec.encode.depth": 1,
+    })
+    nlp = nlp_from_config(config)
+    nlp.initialize(lambda: make_examples(nlp, [("good", {"sentiment/positive": 1.0,
+                                                         "sentiment/negative": 0.0})]))
+    with pytest.raises(ExportError, match="needs a transformer pipeline") as err:
+        export_onnx(nlp, tmp_path / "out")
+    assert "configs/sentiment.cfg" in str(err.value)
+    assert "token-level listener" not in str(err.value)
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_export(tiny_bert, tmp_path):
@@ -191,5 +209,9 @@ def test_cli_export(tiny_bert, tmp_path):
     assert bad.exit_code == 1
 
 
-def test_component_is_a_pipe():
-    assert SentiOnnxComponent().runner is None
+def test_component_without_a_model_says_how_to_set_one():
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("senti_onnx")
+    assert isinstance(pipe, SentiOnnxTextCategorizer) and pipe.runner is None
+    with pytest.raises(ConfigError, match="export-onnx"):
+        nlp("a text")

@@ -1,4 +1,7 @@
-"""Packaged pipeline: meta requirements, and a wheel that installs and loads in a fresh venv."""
+"""Packaged pipeline: meta requirements, and a wheel that installs and loads in a fresh venv.
+
+The fresh venv gets this venv's torch by symlinks (an installed distribution to pip); the
+pipeline wheel, the spacy-senti wheel and every other dependency are installed for real."""
 
 from __future__ import annotations
 
@@ -14,16 +17,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import REPO
-from helpers import load_config, make_examples, nlp_from_config, train
-
-TORCH_PIN = "torch==2.13.0"  # the CPU build on this disk; unpinned, pip pulls a CUDA build
-ROWS = [
-    ("i loved this film , it was great", {"sentiment/positive": 1.0, "sentiment/negative": 0.0}),
-    ("a wonderful and happy movie", {"sentiment/positive": 1.0, "sentiment/negative": 0.0}),
-    ("the plot was awful and boring", {"sentiment/positive": 0.0, "sentiment/negative": 1.0}),
-    ("i hated it , the worst film", {"sentiment/positive": 0.0, "sentiment/negative": 1.0}),
-]
+import spacy
+from helpers import REPO
+from spacy.cli import app as spacy_app
+from typer.testing import CliRunner
 
 
 def load_script(name: str) -> ModuleType:
@@ -81,30 +78,70 @@ def _build_senti_wheel(out_dir: Path, tmp: Path) -> Path:
     return next(out_dir.glob("spacy_senti-*.whl"))
 
 
+def _requirement_closure(name: str) -> list:
+    """The installed distribution ``name`` and, recursively, what it requires (no extras)."""
+    from importlib.metadata import distribution
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found: dict = {}
+    todo = [name]
+    while todo:
+        key = canonicalize_name(todo.pop())
+        if key in found:
+            continue
+        found[key] = dist = distribution(key)
+        for line in dist.requires or []:
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return list(found.values())
+
+
+def _link_parent_torch(site_packages: Path, into: Path) -> None:
+    """Make this venv's torch (and what it requires) an installed distribution of the fresh
+    venv, through symlinks and a .pth file, instead of unpacking the ~700 MB wheel again: pip
+    counts it for the wheels' ``torch>=2.1`` and installs everything else for real."""
+    into.mkdir()
+    for dist in _requirement_closure("torch"):
+        root = Path(dist.locate_file(""))
+        tops = {Path(f).parts[0] for f in dist.files or [] if not str(f).startswith("..")}
+        for top in sorted(tops - {"__pycache__"}):
+            if not (into / top).exists():
+                (into / top).symlink_to(root / top)
+    (site_packages / "_parent_torch.pth").write_text(f"{into}\n", encoding="utf8")
+
+
 @pytest.mark.slow
-def test_pipeline_wheel_installs_in_fresh_venv(tiny_bert, tmp_path):
+def test_pipeline_wheel_installs_in_fresh_venv(sentiment_pipeline, tmp_path):
     start = time.perf_counter()
     timings: dict[str, float] = {}
 
     def lap(step: str) -> None:
         timings[step] = round(time.perf_counter() - start - sum(timings.values()), 1)
 
-    config = load_config("sentiment", tiny_bert)
-    nlp = nlp_from_config(config)
-    train(nlp, make_examples(nlp, ROWS), n_iter=5)
-    model_dir = tmp_path / "model"
-    nlp.to_disk(model_dir)
-    labels = set(nlp.get_pipe("senti_textcat").heads[0].labels)
+    model_dir = tmp_path / "model"  # a copy: package_meta.py rewrites its meta.json
+    shutil.copytree(sentiment_pipeline, model_dir)
+    labels = set(spacy.load(model_dir).get_pipe("senti_textcat").heads[0].labels)
     assert labels == {"positive", "negative"}
-    lap("train+save")
+    lap("copy + load the trained pipeline")
 
     run([sys.executable, REPO / "scripts" / "package_meta.py", model_dir, "--name",
          "senti_tiny", "--version", "0.0.1", "--sources", "sst2"])
     packages = tmp_path / "packages"
     packages.mkdir()
-    run([sys.executable, "-m", "spacy", "package", model_dir, packages, "--build", "wheel",
-         "--force"], timeout=300)
-    wheel = packages / "en_senti_tiny-0.0.1" / "dist" / "en_senti_tiny-0.0.1-py3-none-any.whl"
+    # `spacy package` through spaCy's own CLI app, in this process (a subprocess spends
+    # ~5-10 s importing spacy-transformers); the wheel is then built from the package
+    # directory it wrote, as `--build wheel` does, without build isolation (no setuptools
+    # download into a throwaway environment)
+    result = CliRunner().invoke(spacy_app, ["package", str(model_dir), str(packages),
+                                            "--build", "none", "--force"])
+    assert result.exit_code == 0, result.output
+    package_dir = packages / "en_senti_tiny-0.0.1"
+    run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--skip-dependency-check",
+         "--outdir", package_dir / "dist", package_dir], timeout=300)
+    wheel = package_dir / "dist" / "en_senti_tiny-0.0.1-py3-none-any.whl"
     assert wheel.exists()
     with zipfile.ZipFile(wheel) as zf:
         metadata = zf.read("en_senti_tiny-0.0.1.dist-info/METADATA").decode("utf8")
@@ -120,13 +157,16 @@ def test_pipeline_wheel_installs_in_fresh_venv(tiny_bert, tmp_path):
     _build_senti_wheel(wheels, tmp_path)
     lap("build spacy-senti wheel")
 
+    # A fresh venv without pip of its own: this venv's pip installs into it (--python).
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", venv])
+    run([sys.executable, "-m", "venv", "--without-pip", venv])
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    run([python, "-m", "pip", "install", "-q", "--no-compile", TORCH_PIN])
+    site_packages = Path(run([python, "-c", "import sysconfig; "
+                              "print(sysconfig.get_paths()['purelib'])"]).strip())
+    _link_parent_torch(site_packages, tmp_path / "parent_torch")
     lap("venv + torch")
-    run([python, "-m", "pip", "install", "-q", "--no-compile", wheel, "--find-links", wheels],
-        timeout=900)
+    run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-compile",
+         wheel, "--find-links", wheels], timeout=900)
     lap("pip install wheel")
 
     code = (
@@ -135,7 +175,8 @@ def test_pipeline_wheel_installs_in_fresh_venv(tiny_bert, tmp_path):
         "doc = nlp('what a great and wonderful film')\n"
         "import spacy_senti\n"
         "print(json.dumps({'label': doc._.sentiment, 'scores': doc._.sentiment_scores,\n"
-        "                  'pipeline': nlp.pipe_names, 'senti': spacy_senti.__file__}))\n"
+        "                  'pipeline': nlp.pipe_names, 'senti': spacy_senti.__file__,\n"
+        "                  'spacy': spacy.__file__}))\n"
     )
     out = json.loads(run([python, "-c", code], cwd=tmp_path).strip().splitlines()[-1])
     lap("load + predict")
@@ -143,6 +184,7 @@ def test_pipeline_wheel_installs_in_fresh_venv(tiny_bert, tmp_path):
     assert set(out["scores"]) == labels
     assert out["pipeline"] == ["transformer", "senti_textcat"]
     assert str(venv) in out["senti"], "spacy_senti was not imported from the fresh venv"
+    assert str(venv) in out["spacy"], "spacy was not installed into the fresh venv"
     total = time.perf_counter() - start
     print(f"\npackage round trip: {total:.0f} s {timings}")
     assert total < 15 * 60

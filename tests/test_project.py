@@ -6,7 +6,7 @@ import hashlib
 import shutil
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 from weasel.util import load_project_config
 
 WORKFLOWS = ("all", "all-gpu", "sst2", "emotion", "goemotions", "absa", "multitask")

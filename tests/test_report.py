@@ -9,27 +9,26 @@ import numpy as np
 import pytest
 import spacy
 import srsly
-from helpers import load_config, make_examples, nlp_from_config, train
+from helpers import load_config, make_examples, nlp_from_config, train, write_docbin
 from spacy.tokens import DocBin
 from spacy.training import Example
 from typer.testing import CliRunner
 
 from spacy_senti.cli import app
+from spacy_senti.errors import InputError
 from spacy_senti.evaluation.calibration import (
     calibration_pairs,
     expected_calibration_error,
     reliability_bins,
 )
 from spacy_senti.evaluation.report import (
-    EvaluationInputError,
     check_gold,
-    confusion,
     most_confident_errors,
     predict_examples,
     write_report,
 )
 from spacy_senti.evaluation.scorer import head_arrays, score_heads
-from spacy_senti.schema import HeadSpec
+from spacy_senti.heads import HeadSpec
 
 SENTIMENT = HeadSpec("sentiment", "exclusive", labels=["negative", "positive"])
 EMOTION = HeadSpec("emotion", "multilabel", labels=["anger", "joy"], thresholds={"joy": 0.4})
@@ -196,15 +195,15 @@ def test_most_confident_errors_multilabel_and_grouped():
 def test_confusion_matrices():
     nlp = spacy.blank("en")
     examples = multihead_case(nlp)
-    labels, matrix = confusion(SENTIMENT, *head_arrays(examples, SENTIMENT))
+    labels, matrix = SENTIMENT.confusion(*head_arrays(examples, SENTIMENT))
     assert labels == ["negative", "positive"]
     assert matrix.tolist() == [[1, 1], [2, 2]]
-    labels, matrix = confusion(ASPECT, *head_arrays(examples, ASPECT))
+    labels, matrix = ASPECT.confusion(*head_arrays(examples, ASPECT))
     assert labels == ["absent", "negative", "positive"]
     # (asp1 food: positive->negative), (asp1 service: absent->absent), (asp2 food: absent),
     # (asp2 service: negative->negative); pooled over the two groups
     assert matrix.tolist() == [[2, 0, 0], [0, 1, 0], [0, 1, 0]]
-    labels, counts = confusion(EMOTION, *head_arrays(examples, EMOTION))
+    labels, counts = EMOTION.confusion(*head_arrays(examples, EMOTION))
     assert counts.tolist() == [[1, 0, 1, 0], [0, 1, 0, 1]]  # TP FN FP TN per label
 
 
@@ -212,7 +211,7 @@ def test_check_gold_lists_heads_and_found_keys():
     nlp = spacy.blank("en")
     doc = nlp.make_doc("x")
     doc.cats = {"topic/sports": 1.0}
-    with pytest.raises(EvaluationInputError, match=r"sentiment.*emotion.*topic/sports"):
+    with pytest.raises(InputError, match=r"sentiment.*emotion.*topic/sports"):
         check_gold([doc], [SENTIMENT, EMOTION], "DATA")
     doc.cats = {"emotion/joy": 1.0}
     check_gold([doc], [SENTIMENT, EMOTION])
@@ -259,14 +258,78 @@ def test_write_report_files_metrics_and_markdown(tmp_path):
     assert {p.name for p in report.files} >= {"metrics.json", "report.md", "errors_aspect.csv"}
 
 
+def test_report_header_relative_paths_and_placeholder_name(tmp_path, monkeypatch):
+    """A pipeline under the cwd is shown relative to it; spaCy's placeholder meta
+    (what `spacy train` writes) is not presented as a package `en_pipeline 0.0.0`."""
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "training" / "sst2" / "model-best"
+    data = tmp_path / "corpus" / "test.spacy"
+    placeholder = {"lang": "en", "name": "pipeline", "version": "0.0.0"}
+    write_report(exclusive_case(spacy.blank("en")), [SENTIMENT], tmp_path / "out",
+                 model_meta=placeholder, model_source=str(model), data_path=str(data))
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf8")
+    metrics_text = (tmp_path / "out" / "metrics.json").read_text(encoding="utf8")
+    for text in (md, metrics_text):
+        assert str(tmp_path) not in text
+        assert "en_pipeline" not in text
+    assert md.startswith("# Evaluation report: training/sst2/model-best\n")
+    assert "- model: `training/sst2/model-best` (unnamed pipeline: meta name 'pipeline', " \
+        "version 0.0.0" in md
+    assert "- data: `corpus/test.spacy` (6 docs)" in md
+    assert srsly.read_json(tmp_path / "out" / "metrics.json")["model"] == {
+        "name": "training/sst2/model-best", "version": "", "named": False,
+        "source": "training/sst2/model-best", "meta_name": "pipeline", "meta_version": "0.0.0"}
+    # the same through the legacy name/version arguments
+    write_report(exclusive_case(spacy.blank("en")), [SENTIMENT], tmp_path / "legacy",
+                 model_name="en_pipeline", model_version="0.0.0", model_source=str(model))
+    assert "en_pipeline" not in (tmp_path / "legacy" / "report.md").read_text(encoding="utf8")
+    # a named pipeline keeps its package name; a path outside the cwd is shown as given
+    outside = tmp_path.parent / "elsewhere" / "model-best"
+    named = {"lang": "en", "name": "senti_bench_sst2", "version": "0.1.0"}
+    write_report(exclusive_case(spacy.blank("en")), [SENTIMENT], tmp_path / "named",
+                 model_meta=named, model_source=str(outside), data_path="corpus/test.spacy")
+    md = (tmp_path / "named" / "report.md").read_text(encoding="utf8")
+    assert md.startswith("# Evaluation report: en_senti_bench_sst2 0.1.0\n")
+    assert f"- model: `en_senti_bench_sst2` version 0.1.0, loaded from `{outside}`" in md
+
+
 def test_report_of_a_head_without_gold(tmp_path):
     nlp = spacy.blank("en")
     report = write_report(exclusive_case(nlp), [SENTIMENT, EMOTION], tmp_path)
-    assert report.metrics["heads"]["emotion"] == {"kind": "multilabel", "n": 0, "ece": None,
+    assert report.metrics["heads"]["emotion"] == {"kind": "multilabel", "n": 0,
+                                                  "n_unscored": 0, "ece": None,
                                                   "n_bins": None,
                                                   "thresholds": {"anger": 0.5, "joy": 0.4}}
     assert not (tmp_path / "emotion_confusion.png").exists()
-    assert "No document in the data annotates this head." in (tmp_path / "report.md").read_text()
+    assert "No document in the data annotates this head" in (tmp_path / "report.md").read_text()
+
+
+def test_gold_labels_the_model_lacks_are_not_scored_as_an_invented_label(tmp_path):
+    """Issue 13, row 7: docs whose only gold label is unknown to the model were scored as if
+    their gold were the head's first label (an all-zero gold row, argmax 0)."""
+    nlp = spacy.blank("en")
+    known = exclusive_case(nlp)
+    neutral = [fake_example(nlp, f"neutral {i}", {"sentiment/neutral": 1.0},
+                            {"sentiment/negative": 0.9, "sentiment/positive": 0.1})
+               for i in range(4)]
+    alone = score_heads(known, [SENTIMENT])
+    mixed = score_heads(known + neutral, [SENTIMENT])
+    assert mixed["senti_sentiment_acc"] == alone["senti_sentiment_acc"]
+    assert mixed["senti_sentiment_macro_f"] == alone["senti_sentiment_macro_f"]
+    gold, _ = head_arrays(known + neutral, SENTIMENT)
+    assert len(gold) == len(known)
+    report = write_report(known + neutral, [SENTIMENT], tmp_path)
+    assert report.metrics["heads"]["sentiment"]["n"] == len(known)
+    assert report.metrics["heads"]["sentiment"]["n_unscored"] == 4
+    assert report.metrics["unknown_gold_keys"] == ["sentiment/neutral"]
+    assert "4 documents left out" in (tmp_path / "report.md").read_text()
+    # a multilabel doc with an unknown positive label is left out too; all-negative gold stays
+    extra = [fake_example(nlp, "awe", {"emotion/awe": 1.0, "emotion/joy": 0.0},
+                          {"emotion/joy": 0.2, "emotion/anger": 0.1}),
+             fake_example(nlp, "calm", {"emotion/joy": 0.0, "emotion/anger": 0.0},
+                          {"emotion/joy": 0.2, "emotion/anger": 0.1})]
+    gold, _ = head_arrays(extra, EMOTION)
+    assert gold.tolist() == [[0.0, 0.0]]
 
 
 # --- the CLI on a real tiny pipeline ----------------------------------------------------------
@@ -278,12 +341,7 @@ def model_and_data(tiny_bert, tmp_path_factory):
     train(nlp, make_examples(nlp, ROWS), n_iter=8, lr=3e-4)
     root = tmp_path_factory.mktemp("report_cli")
     nlp.to_disk(root / "model")
-    bin_ = DocBin()
-    for text, cats in ROWS:
-        doc = nlp.make_doc(text)
-        doc.cats = cats
-        bin_.add(doc)
-    bin_.to_disk(root / "dev.spacy")
+    write_docbin(root / "dev.spacy", ROWS, nlp)
     return root
 
 
@@ -301,12 +359,15 @@ def test_evaluate_cli_writes_report_matching_score_heads(model_and_data):
     metrics = srsly.read_json(out / "metrics.json")
     assert_close(metrics["scores"], score_heads(examples, heads))
     assert metrics["n_docs"] == len(ROWS)
-    assert metrics["model"]["name"] == "en_pipeline"
+    # `spacy train`-style placeholder meta: named by its source, never "en_pipeline 0.0.0"
+    assert metrics["model"]["name"] == metrics["model"]["source"] == str(root / "model")
+    assert metrics["model"]["named"] is False and metrics["model"]["meta_name"] == "pipeline"
     for head in ("sentiment", "emotion", "aspect"):
         assert_png(out / f"{head}_reliability.png")
         assert len(read_csv(out / f"errors_{head}.csv")) <= 5
     md = (out / "report.md").read_text(encoding="utf8")
     assert "| emotion | multilabel | 4 |" in md and "| aspect | grouped | 3 |" in md
+    assert "en_pipeline" not in md and "(unnamed pipeline: meta name 'pipeline'" in md
 
 
 def test_evaluate_cli_bad_inputs(model_and_data, tmp_path):
@@ -321,11 +382,7 @@ def test_evaluate_cli_bad_inputs(model_and_data, tmp_path):
                                  "--output", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert "DATA" in result.output and "nope.spacy" in result.output
-    bin_ = DocBin()
-    doc = spacy.blank("en").make_doc("no gold here")
-    doc.cats = {"topic/sports": 1.0}
-    bin_.add(doc)
-    bin_.to_disk(tmp_path / "nogold.spacy")
+    write_docbin(tmp_path / "nogold.spacy", [("no gold here", {"topic/sports": 1.0})])
     result = runner.invoke(app, ["evaluate", str(root / "model"), str(tmp_path / "nogold.spacy"),
                                  "--output", str(tmp_path / "out")])
     assert result.exit_code == 1

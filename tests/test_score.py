@@ -12,21 +12,21 @@ from pathlib import Path
 
 import pytest
 import spacy
-from score_helpers import TEXTS, build_pipeline, check_predictions, read_output, write_input
+from score_helpers import TEXTS, check_predictions, read_output, write_input
 from typer.testing import CliRunner
 
+from spacy_senti.batch import InputError, score_local
+from spacy_senti.batch.checkpoint import checkpoint_path
+from spacy_senti.batch.io import InputReader, open_reader
 from spacy_senti.cli import app
-from spacy_senti.scoring import InputError, score_local
-from spacy_senti.scoring.checkpoint import checkpoint_path
-from spacy_senti.scoring.io import JsonlReader, open_reader
 
 pytest.importorskip("pyarrow", reason="scoring Parquet needs pyarrow (pip install pyarrow)")
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def pipe_dir(tiny_bert, tmp_path_factory) -> Path:
-    return build_pipeline(tiny_bert, tmp_path_factory.mktemp("score") / "pipe")
+def pipe_dir(multitask_pipeline) -> Path:
+    return multitask_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -158,14 +158,14 @@ def test_reader_streams_lazily(pipe_dir, nlp, tmp_path, monkeypatch):
     """The first output batch is written after reading only about one batch of input."""
     src = write_input(tmp_path / "in.jsonl", sample_rows(200))
     read = {"n": 0}
-    original = JsonlReader.batches
+    original = InputReader.batches
 
     def counting_batches(self, batch_size, skip=0):
         for batch in original(self, batch_size, skip):
             read["n"] += len(batch)
             yield batch
 
-    monkeypatch.setattr(JsonlReader, "batches", counting_batches)
+    monkeypatch.setattr(InputReader, "batches", counting_batches)
     seen_at_first_write: list[int] = []
     score_local(pipe_dir, src, tmp_path / "o.jsonl", batch_size=10, nlp=nlp, progress=False,
                 on_batch=lambda ck: seen_at_first_write.append(read["n"]))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import csv
 
 import pytest
-from conftest import REPO, SHARED_DATA
-from score_helpers import build_pipeline, check_predictions, read_output
+from helpers import REPO, SHARED_DATA
+from score_helpers import check_predictions, read_output
 
 pytest.importorskip("pyarrow", reason="scoring Parquet needs pyarrow")
 pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'spacy-senti[ray]'")
 
-from spacy_senti.scoring import InputError  # noqa: E402
-from spacy_senti.scoring.ray_engine import score_ray  # noqa: E402
+from spacy_senti.batch import InputError  # noqa: E402
+from spacy_senti.batch.ray_engine import score_ray  # noqa: E402
 
 N_ROWS = 300
 
@@ -27,8 +27,8 @@ def sst2_sentences(n: int) -> list[dict]:
     pytest.skip("no SST-2 file found (shared data or assets/sst2)")
 
 
-def test_ray_local_runtime(tiny_bert, tmp_path):
-    pipe = build_pipeline(tiny_bert, tmp_path / "pipe")
+def test_ray_local_runtime(multitask_pipeline, tmp_path):
+    pipe = multitask_pipeline
     rows = sst2_sentences(N_ROWS)
     rows[5]["sentence"] = ""  # an error row goes through Ray too
     src = tmp_path / "sst2.tsv"
@@ -59,7 +59,7 @@ def test_ray_local_runtime(tiny_bert, tmp_path):
 
 
 def test_actor_cpus_leave_room_for_reading():
-    from spacy_senti.scoring.ray_engine import actor_cpus
+    from spacy_senti.batch.ray_engine import actor_cpus
 
     assert actor_cpus(2, 2) == 0.5  # 2 actors + the read/write tasks on a 2-CPU machine
     assert actor_cpus(2, 1) == 1.0

@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from test_drift import tiny_pipeline, write_jsonl
+from helpers import write_jsonl
 from typer.testing import CliRunner
 
 from spacy_senti.active.select import k_center_greedy, select, uncertainty
 from spacy_senti.cli import app
-from spacy_senti.schema import HeadSpec
+from spacy_senti.heads import HeadSpec
 
 EXCL = HeadSpec("sentiment", "exclusive", labels=["negative", "neutral", "positive"])
 MULTI = HeadSpec("emotion", "multilabel", labels=["joy", "anger"])
@@ -21,8 +21,8 @@ POOL = ["good great love", "bad awful hate", "good bad", "the movie was fine", "
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    return tiny_pipeline(tmp_path_factory)
+def pipeline(cpu_fast_pipeline):
+    return cpu_fast_pipeline
 
 
 @pytest.mark.parametrize("strategy", ["entropy", "margin", "least-confidence"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import threading
@@ -13,50 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from helpers import load_config, make_examples, nlp_from_config, train
+from serve_helpers import FakeBackend, free_port, serve_pipeline
 
-from spacy_senti.schema import HeadSpec
 from spacy_senti.serve import ServeSettings, create_app
 from spacy_senti.serve.app import SpacyBackend
 from spacy_senti.serve.batching import MicroBatcher, QueueFullError
-
-ROWS = [("i loved this film", "positive"), ("the plot was awful", "negative"),
-        ("great food and great staff", "positive"), ("i hate this boring movie", "negative")]
-
-
-class FakeBackend:
-    """A model stand-in: 'boom' in a text raises; optional gate blocks predict."""
-
-    kind = "fake"
-    explain_available = False
-
-    def __init__(self) -> None:
-        self.head = HeadSpec(name="sentiment", kind="exclusive", labels=["negative", "positive"])
-        self.calls: list[list[str]] = []
-        self.gate: threading.Event | None = None
-        self.started = threading.Event()
-
-    def predict(self, texts: list[str], explain: bool) -> list[dict]:
-        self.calls.append(list(texts))
-        self.started.set()
-        if self.gate is not None:
-            self.gate.wait(10)
-        if any("boom" in t for t in texts):
-            raise RuntimeError("model exploded")
-        results = []
-        for text in texts:
-            p = 0.9 if "good" in text else 0.1
-            values = [1 - p, p]
-            results.append({"cats": dict(zip(self.head.keys(), values)),
-                            "heads": {"sentiment": self.head.decode(values)}})
-        return results
-
-    def info(self) -> dict:
-        return {"name": "fake", "version": "0.0.1", "backend": "fake",
-                "heads": [{"name": "sentiment", "kind": "exclusive", "labels": self.head.labels,
-                           "groups": [], "threshold": 0.5, "thresholds": {}}],
-                "labels": self.head.keys()}
-
 
 SETTINGS = ServeSettings(max_batch=8, max_wait_ms=2, max_texts=3, max_chars=20, max_queue=4)
 
@@ -88,7 +48,8 @@ def test_analyze_text_and_texts(client):
 
 
 def test_health_model_docs(client):
-    assert client.get("/health").json() == {"status": "ok", "backend": "fake", "queued": 0}
+    assert client.get("/health").json() == {"status": "ok", "backend": "fake", "queued": 0,
+                                            "running_s": 0.0}
     info = client.get("/v1/model").json()
     assert info["labels"] == ["sentiment/negative", "sentiment/positive"]
     assert info["heads"][0]["kind"] == "exclusive" and info["explain_available"] is False
@@ -208,14 +169,7 @@ def test_batcher_queue_full():
 # --- a real (tiny) spaCy pipeline -----------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_pipeline(tiny_bert, tmp_path_factory) -> Path:
-    nlp = nlp_from_config(load_config("sentiment", tiny_bert))
-    cats = [(t, {f"sentiment/{lab}": float(lab == y) for lab in ("negative", "positive")})
-            for t, y in ROWS]
-    train(nlp, make_examples(nlp, cats), n_iter=3, lr=3e-4)
-    nlp.add_pipe("senti_lexicon")
-    path = tmp_path_factory.mktemp("serve_pipe") / "pipe"
-    nlp.to_disk(path)
-    return path
+    return serve_pipeline(tiny_bert, tmp_path_factory.mktemp("serve_pipe"))
 
 
 def test_spacy_backend_with_explain(tiny_pipeline):
@@ -225,8 +179,19 @@ def test_spacy_backend_with_explain(tiny_pipeline):
         assert r.status_code == 200, r.text
         results = r.json()["results"]
         assert set(results[0]["cats"]) == {"sentiment/negative", "sentiment/positive"}
-        tokens = results[0]["explain"]["tokens"]
-        assert [t["text"] for t in tokens] == ["loved"] and tokens[0]["valence"] > 0
+        explain = results[0]["explain"]
+        # every token: the model's attribution towards the predicted label, the lexicon's
+        # valence where the word has one
+        tokens = explain["tokens"]
+        assert [t["text"] for t in tokens] == ["i", "loved", "this", "film"]
+        assert [(t["start"], t["end"]) for t in tokens] == [(0, 1), (2, 7), (8, 12), (13, 17)]
+        assert [t["text"] for t in tokens if t["valence"] is not None] == ["loved"]
+        assert tokens[1]["valence"] > 0
+        assert all(isinstance(t["attribution"], float) for t in tokens)
+        label = results[0]["heads"]["sentiment"]["label"]
+        assert explain["method"] == "grad" and explain["target"] == f"sentiment/{label}"
+        assert explain["target_prob"] == pytest.approx(results[0]["cats"][explain["target"]],
+                                                       abs=1e-4)
         assert results[1]["explain"]["lexicon_score"] < 0
         plain = client.post("/v1/analyze", json={"text": "i loved this film"}).json()
         assert plain["results"][0]["explain"] is None
@@ -234,10 +199,57 @@ def test_spacy_backend_with_explain(tiny_pipeline):
     assert isinstance(client.app.state.backend, SpacyBackend)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def test_explain_is_bounded_and_paid_only_where_asked(tiny_pipeline):
+    settings = ServeSettings(max_explain_texts=2, max_wait_ms=50)
+    with TestClient(create_app(tiny_pipeline, settings)) as client:
+        r = client.post("/v1/analyze", json={"texts": ["good", "bad", "ok"], "explain": True})
+        assert r.status_code == 422 and error_of(r) == {
+            "code": "too_many_explain_texts", "field": "texts", "limit": 2,
+            "message": "texts holds 3 texts; with explain the limit is 2"}
+        assert client.post("/v1/analyze", json={"texts": ["good", "bad", "ok"]}
+                           ).status_code == 200
+        schema = client.get("/openapi.json").json()
+        body = schema["paths"]["/v1/analyze"]["post"]["requestBody"]["content"][
+            "application/json"]["schema"]
+        assert body["then"] == {"properties": {"texts": {"maxItems": 2}}}
+        assert "(2 with `explain: true`" in " ".join(schema["info"]["description"].split())
+        # the backend explains only the texts whose flag is set
+        results = client.app.state.backend.predict(["good", "bad"], [False, True])
+        assert "explain" not in results[0] and results[1]["explain"]["tokens"][0]["text"] == "bad"
+
+
+def test_batcher_passes_explain_per_text():
+    """A model call shared by requests with and without explain explains only the former."""
+    calls = []
+
+    def predict(texts, explain):
+        calls.append((list(texts), list(explain)))
+        return [{"cats": {}, "heads": {}} for _ in texts]
+
+    async def scenario():
+        batcher = MicroBatcher(predict, max_batch=8, max_wait_ms=0)
+        plain = asyncio.ensure_future(batcher.submit(["a", "b"]))
+        explained = asyncio.ensure_future(batcher.submit(["c"], explain=True))
+        await asyncio.sleep(0)  # both queued before the worker starts: one call
+        await batcher.start()
+        await asyncio.gather(plain, explained)
+        await batcher.stop()
+
+    asyncio.run(scenario())
+    assert calls == [(["a", "b", "c"], [False, False, True])]
+
+
+def test_web_page_is_served(client):
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert '<label for="text">' in r.text
+    for name, kind in [("app.js", "javascript"), ("style.css", "text/css")]:
+        asset = client.get(f"/static/{name}")
+        assert asset.status_code == 200 and kind in asset.headers["content-type"]
+    assert "http" not in client.get("/static/style.css").text  # no web fonts, no CDN
+    assert client.get("/static/nope.js").json()["error"]["code"] == "not_found"
+    assert "/" not in client.get("/openapi.json").json()["paths"]
 
 
 def test_real_server_over_http(tiny_pipeline):

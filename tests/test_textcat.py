@@ -9,9 +9,10 @@ from helpers import load_config, make_examples, nlp_from_config, train
 from spacy.training import Example
 from thinc.api import Config
 
-from spacy_senti.schema import SentiConfigError
+from spacy_senti.errors import ConfigError
 
-LR = 3e-4
+# The tiny test BERT is random, not pretrained: it needs a higher rate than fine-tuning.
+LR = 2e-3
 
 SENTIMENT_ROWS = [
     ("i loved this film", "positive"),
@@ -81,7 +82,7 @@ def test_overfitting_IO(tiny_bert, tmp_path, kind):
     heads, rows = CASES[kind]
     nlp = build(tiny_bert, heads)
     examples = make_examples(nlp, rows)
-    losses = train(nlp, examples, n_iter=60, lr=LR)
+    losses = train(nlp, examples, n_iter=80, lr=LR)
     assert losses[-1] < 0.05 < losses[0]
 
     texts = [t for t, _ in rows]
@@ -135,7 +136,7 @@ def test_multitask_masked_heads(tiny_bert):
     rows = [(t, exclusive_cats(lab)) for t, lab in SENTIMENT_ROWS]
     rows += [(t, multilabel_cats(labs)) for t, labs in EMOTION_ROWS]
     examples = make_examples(nlp, rows)
-    losses = train(nlp, examples, n_iter=60, lr=LR)
+    losses = train(nlp, examples, n_iter=80, lr=LR)
     assert losses[-1] < 0.05
 
     textcat = nlp.get_pipe("senti_textcat")
@@ -184,7 +185,7 @@ def test_thresholds_roundtrip(tiny_bert, tmp_path):
     reloaded = spacy.load(tmp_path / "m").get_pipe("senti_textcat").get_head("emotion")
     assert reloaded.thresholds == {"joy": 0.01, "anger": 0.99}
     assert reloaded.label_threshold("love") == 0.5
-    with pytest.raises(SentiConfigError, match="Unknown labels"):
+    with pytest.raises(ConfigError, match="Unknown labels"):
         textcat.set_thresholds("emotion", {"fear": 0.3})
 
 
@@ -251,38 +252,38 @@ def test_empty_doc_predicts_nothing_and_training_rejects_it(tiny_bert):
     assert docs[0].cats == {} and docs[0]._.sentiment is None
     assert docs[1]._.sentiment in ("positive", "negative")
     bad = [Example.from_dict(nlp.make_doc(""), {"cats": exclusive_cats("positive")})]
-    with pytest.raises(SentiConfigError, match="no text"):
+    with pytest.raises(ConfigError, match="no text"):
         nlp.update(bad)
 
 
 def test_clear_errors(tiny_bert):
-    with pytest.raises(SentiConfigError, match="unknown kind 'exclusve'"):
+    with pytest.raises(ConfigError, match="unknown kind 'exclusve'"):
         build(tiny_bert, {"sentiment": {"kind": "exclusve"}})
-    with pytest.raises(SentiConfigError, match="unknown setting"):
+    with pytest.raises(ConfigError, match="unknown setting"):
         build(tiny_bert, {"sentiment": {"kind": "exclusive", "lables": ["a"]}})
-    with pytest.raises(SentiConfigError, match="unknown loss"):
+    with pytest.raises(ConfigError, match="unknown loss"):
         build(tiny_bert, {"sentiment": {"kind": "exclusive", "loss": "hinge"}})
 
     # a label in the data that the config does not list
     nlp = build(tiny_bert, {"sentiment": {"kind": "exclusive", "labels": ["negative", "positive"]}})
     rows = [(t, exclusive_cats(lab)) for t, lab in SENTIMENT_ROWS]
     rows.append(("meh", {"sentiment/mixed": 1.0}))
-    with pytest.raises(SentiConfigError, match="'sentiment/mixed'.*not among the labels"):
+    with pytest.raises(ConfigError, match="'sentiment/mixed'.*not among the labels"):
         nlp.initialize(get_examples=lambda: make_examples(nlp, rows))
 
     # a key naming no head
     nlp = build(tiny_bert, {"sentiment": {"kind": "exclusive"}})
-    with pytest.raises(SentiConfigError, match="names no head"):
+    with pytest.raises(ConfigError, match="names no head"):
         nlp.initialize(get_examples=lambda: make_examples(nlp, [("x y", {"emotion/joy": 1.0})]))
 
     # a grouped label without a group
     nlp = build(tiny_bert, {"aspect": {"kind": "grouped"}})
-    with pytest.raises(SentiConfigError, match="has no group"):
+    with pytest.raises(ConfigError, match="has no group"):
         nlp.initialize(get_examples=lambda: make_examples(nlp, [("x y", {"aspect/positive": 1.0})]))
 
     # a head with no labels at all
     nlp = build(tiny_bert, {"sentiment": {"kind": "exclusive"}, "emotion": {"kind": "multilabel"}})
-    with pytest.raises(SentiConfigError, match="Head 'emotion' has no labels"):
+    with pytest.raises(ConfigError, match="Head 'emotion' has no labels"):
         nlp.initialize(get_examples=lambda: make_examples(
             nlp, [(t, exclusive_cats(lab)) for t, lab in SENTIMENT_ROWS]))
 
@@ -294,7 +295,7 @@ def test_add_pipe_default_and_labels(tiny_bert):
     textcat.add_label("sentiment/positive")
     textcat.add_label("sentiment/negative")
     assert textcat.labels == ("sentiment/positive", "sentiment/negative")
-    with pytest.raises(SentiConfigError, match="names no head"):
+    with pytest.raises(ConfigError, match="names no head"):
         textcat.add_label("topic/sports")
 
 
@@ -309,7 +310,7 @@ def test_grouped_configured_polarities_infer_groups(tiny_bert):
     # a polarity outside the configured ones is an error
     nlp = build(tiny_bert, heads)
     bad = rows + [("so so", {"aspect/food/conflict": 1.0})]
-    with pytest.raises(SentiConfigError, match="not among the labels"):
+    with pytest.raises(ConfigError, match="not among the labels"):
         nlp.initialize(get_examples=lambda: make_examples(nlp, bad))
 
 

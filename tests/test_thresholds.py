@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import spacy
-from helpers import load_config, make_examples, nlp_from_config, train
+from helpers import load_config, make_examples, nlp_from_config, train, write_docbin
 from spacy.tokens import DocBin
 from spacy.training import Example
 from typer.testing import CliRunner
@@ -23,7 +23,7 @@ from spacy_senti.evaluation.thresholds import (
     tune_head,
     tune_thresholds,
 )
-from spacy_senti.schema import HeadSpec
+from spacy_senti.heads import HeadSpec
 
 GRID = parse_grid("0.05:0.95:0.01")
 HEADS_CFG = {"sentiment": {"kind": "exclusive"}, "emotion": {"kind": "multilabel"},
@@ -147,12 +147,7 @@ def trained(tiny_bert, tmp_path_factory):
                                                              "fear": 0.99})
     root = tmp_path_factory.mktemp("thresholds")
     nlp.to_disk(root / "model")
-    bin_ = DocBin()
-    for text, cats in DEV_ROWS:
-        doc = nlp.make_doc(text)
-        doc.cats = cats
-        bin_.add(doc)
-    bin_.to_disk(root / "dev.spacy")
+    write_docbin(root / "dev.spacy", DEV_ROWS, nlp)
     return root
 
 

@@ -7,27 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..schema import SEP, HeadSpec
+from ..heads import Head
 from .select import Selection
 
 
-def _prediction(head: HeadSpec, probs) -> list[str]:
-    """Predicted labels of one head (exclusive: the top one; others: the decoded set)."""
-    decoded = head.decode(probs)
-    if head.kind == "exclusive":
-        return [decoded["label"]]
-    if head.kind == "multilabel":
-        return list(decoded["labels"])
-    return [f"{g}{SEP}{p}" for g, p in decoded["aspects"].items()]
-
-
-def _options(head: HeadSpec) -> list[str]:
-    if head.kind == "grouped":
-        return [f"{g}{SEP}{p}" for g in head.groups for p in head.labels]
-    return list(head.labels)
-
-
-def prodigy_task(sel: Selection, heads: Sequence[HeadSpec], strategy: str) -> dict[str, Any]:
+def prodigy_task(sel: Selection, heads: Sequence[Head], strategy: str) -> dict[str, Any]:
     """A Prodigy task: ``text``, ``meta``, and for one head its ``options`` (choice UI, with
     the model's prediction pre-selected in ``accept``) and ``label`` (binary UI)."""
     task: dict[str, Any] = {
@@ -36,16 +20,16 @@ def prodigy_task(sel: Selection, heads: Sequence[HeadSpec], strategy: str) -> di
     }
     if len(heads) == 1:
         head = heads[0]
-        predicted = _prediction(head, sel.probs[head.name])
-        task["options"] = [{"id": o, "text": o} for o in _options(head)]
+        predicted = head.predicted_labels(sel.probs[head.name])
+        task["options"] = [{"id": o, "text": o} for o in head.label_names]
         task["accept"] = predicted
-        if head.kind == "exclusive":
+        if head.single_label and predicted:
             task["label"] = predicted[0]
         task["meta"]["head"] = head.name
     return task
 
 
-def label_studio_task(sel: Selection, heads: Sequence[HeadSpec], strategy: str,
+def label_studio_task(sel: Selection, heads: Sequence[Head], strategy: str,
                       model_version: str = "spacy-senti") -> dict[str, Any]:
     """A Label Studio import task with the model's predictions as pre-annotations."""
     result = [
@@ -53,7 +37,7 @@ def label_studio_task(sel: Selection, heads: Sequence[HeadSpec], strategy: str,
             "from_name": head.name,
             "to_name": "text",
             "type": "choices",
-            "value": {"choices": _prediction(head, sel.probs[head.name])},
+            "value": {"choices": head.predicted_labels(sel.probs[head.name])},
         }
         for head in heads
     ]
@@ -64,18 +48,18 @@ def label_studio_task(sel: Selection, heads: Sequence[HeadSpec], strategy: str,
     }
 
 
-def label_studio_config(heads: Sequence[HeadSpec]) -> str:
+def label_studio_config(heads: Sequence[Head]) -> str:
     """The labelling interface XML matching :func:`label_studio_task`."""
     blocks = []
     for head in heads:
-        choice = "single" if head.kind == "exclusive" else "multiple"
-        options = "".join(f'<Choice value="{o}"/>' for o in _options(head))
+        choice = "single" if head.single_label else "multiple"
+        options = "".join(f'<Choice value="{o}"/>' for o in head.label_names)
         blocks.append(f'  <Choices name="{head.name}" toName="text" choice="{choice}">'
                       f"{options}</Choices>")
     return "<View>\n  <Text name=\"text\" value=\"$text\"/>\n" + "\n".join(blocks) + "\n</View>\n"
 
 
-def write_prodigy(selections: Sequence[Selection], heads: Sequence[HeadSpec], strategy: str,
+def write_prodigy(selections: Sequence[Selection], heads: Sequence[Head], strategy: str,
                   path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +69,7 @@ def write_prodigy(selections: Sequence[Selection], heads: Sequence[HeadSpec], st
     return path
 
 
-def write_label_studio(selections: Sequence[Selection], heads: Sequence[HeadSpec],
+def write_label_studio(selections: Sequence[Selection], heads: Sequence[Head],
                        strategy: str, path: Path, model_version: str = "spacy-senti") -> Path:
     """Write the tasks JSON and, next to it, ``<name>.config.xml`` (the labelling UI)."""
     path = Path(path)

@@ -21,26 +21,18 @@ import numpy as np
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ..models.heads import POOLING_LAYER
-from ..schema import HeadSpec
+from ..errors import InputError
+from ..heads import Head
+from ..models.classifier import POOLING_LAYER
 
 STRATEGIES = ("entropy", "margin", "least-confidence", "diverse", "random")
 EPS = 1e-12
 
 
-def _blocks(head: HeadSpec, probs: np.ndarray) -> np.ndarray:
-    """(n, m, k) distributions: exclusive m=1; multilabel m=labels, k=2; grouped m=groups."""
-    n = len(probs)
-    if head.kind == "exclusive":
-        return probs.reshape(n, 1, -1)
-    if head.kind == "multilabel":
-        return np.stack([probs, 1.0 - probs], axis=-1)
-    return probs.reshape(n, len(head.groups), -1)
-
-
-def uncertainty(head: HeadSpec, probs: np.ndarray, strategy: str) -> np.ndarray:
-    """Per-doc uncertainty of one head's probabilities (n, head.n_outputs), in [0, 1]."""
-    dist = np.clip(_blocks(head, np.asarray(probs, dtype=float)), 0.0, 1.0)
+def uncertainty(head: Head, probs: np.ndarray, strategy: str) -> np.ndarray:
+    """Per-doc uncertainty of one head's probabilities (n, head.n_outputs), in [0, 1], over
+    its distributions (exclusive: one; multilabel: one binary per label; grouped: per group)."""
+    dist = np.clip(head.distributions(np.asarray(probs, dtype=float)), 0.0, 1.0)
     dist = dist / np.maximum(dist.sum(axis=-1, keepdims=True), EPS)
     k = dist.shape[-1]
     if strategy in ("entropy", "diverse"):
@@ -51,10 +43,10 @@ def uncertainty(head: HeadSpec, probs: np.ndarray, strategy: str) -> np.ndarray:
         return (1.0 - (top[..., 0] - top[..., 1])).mean(axis=1)
     if strategy == "least-confidence":
         return ((1.0 - top[..., 0]) * k / (k - 1)).mean(axis=1)
-    raise ValueError(f"Unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}.")
+    raise InputError(f"Unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}.")
 
 
-def combined_uncertainty(heads: Sequence[HeadSpec], probs: dict[str, np.ndarray],
+def combined_uncertainty(heads: Sequence[Head], probs: dict[str, np.ndarray],
                          strategy: str) -> np.ndarray:
     """Mean uncertainty over ``heads``."""
     return np.mean([uncertainty(h, probs[h.name], strategy) for h in heads], axis=0)
@@ -101,7 +93,7 @@ class Selection:
 
 
 def select(
-    heads: Sequence[HeadSpec],
+    heads: Sequence[Head],
     probs: dict[str, np.ndarray],
     n: int,
     strategy: str = "entropy",
@@ -112,10 +104,10 @@ def select(
 ) -> tuple[list[int], np.ndarray]:
     """Indices of the ``n`` docs to label (best first) and every doc's score."""
     if strategy not in STRATEGIES:
-        raise ValueError(f"Unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}.")
+        raise InputError(f"Unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}.")
     total = len(next(iter(probs.values())))
     if n > total:
-        raise ValueError(f"--n {n} is larger than the pool ({total} texts).")
+        raise InputError(f"--n {n} is larger than the pool ({total} texts).")
     if strategy == "random":
         rng = np.random.RandomState(seed)
         return rng.choice(total, size=n, replace=False).tolist(), np.zeros(total)
@@ -133,18 +125,19 @@ def select(
 def select_texts(nlp: Language, texts: Sequence[str], n: int, strategy: str = "entropy", *,
                  head: str | None = None, component: str = "senti_textcat",
                  candidate_factor: int = 5, batch_size: int = 64, seed: int = 0,
-                 progress: bool = True) -> tuple[list[Selection], list[HeadSpec]]:
+                 progress: bool = True) -> tuple[list[Selection], list[Head]]:
     """Run the pipeline over ``texts`` and pick ``n`` of them for annotation."""
-    from ..monitor.inputs import LoopInputError, check_head, find_textcat, predict
+    from ..monitor.inputs import check_head, predict
+    from ..util import find_textcat
 
     if strategy not in STRATEGIES:
-        raise LoopInputError(
+        raise InputError(
             f"Unknown --strategy {strategy!r}; use one of {', '.join(STRATEGIES)}."
         )
     pipe = find_textcat(nlp, component)
     heads = check_head(pipe.heads, head)
     if n < 1 or n > len(texts):
-        raise LoopInputError(f"--n {n} must be between 1 and the pool size ({len(texts)} texts).")
+        raise InputError(f"--n {n} must be between 1 and the pool size ({len(texts)} texts).")
     preds = predict(nlp, texts, component=component, batch_size=batch_size, desc="score pool",
                     progress=progress)
     emb = pooled_embeddings(pipe, preds.docs) if strategy == "diverse" else None

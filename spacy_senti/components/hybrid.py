@@ -31,10 +31,11 @@ from spacy.tokens import Doc
 from spacy.util import SimpleFrozenList, ensure_path
 from spacy.vocab import Vocab
 
+from ..errors import ConfigError
 from ..extensions import register_head_extensions, register_hybrid_extensions
-from ..lexicons.vader import emoji_lexicon
-from ..lexicons.wordlists import NEGATIONS
-from ..schema import SEP, HeadSpec, SentiConfigError
+from ..heads import SEP, HeadSpec
+from ..lexicon.vader import emoji_lexicon
+from ..lexicon.wordlists import NEGATIONS
 
 MODES = ("stacker", "blend", "lexicon")
 DEFAULT_LABELS = ["negative", "neutral", "positive"]
@@ -109,7 +110,7 @@ def lexicon_features(doc: Doc) -> dict[str, float]:
     """
     polarity = doc._.get("lexicon_polarity") if Doc.has_extension("lexicon_polarity") else None
     if polarity is None:
-        raise SentiConfigError(
+        raise ConfigError(
             "senti_hybrid needs the lexicon scores: add senti_lexicon before senti_hybrid "
             "(nlp.add_pipe('senti_lexicon', before='senti_hybrid'))."
         )
@@ -189,7 +190,7 @@ def lexicon_probs(compound: float, labels: Sequence[str], neg_cutoff: float,
 def _require_polar(labels: Sequence[str]) -> dict[str, str]:
     polar = polar_labels(labels)
     if polar is None:
-        raise SentiConfigError(
+        raise ConfigError(
             f"The lexicon maps only to negative/positive (and neutral) labels, not {list(labels)}."
             " Use mode 'stacker', or map the labels with `spacy-senti convert --label-map`."
         )
@@ -245,7 +246,7 @@ class Stacker:
         rows = len(stacker.coef)
         if any(len(r) != n_feat for r in stacker.coef) or len(stacker.mean) != n_feat \
                 or rows not in (1, len(stacker.classes)):
-            raise SentiConfigError("Corrupt senti_hybrid stacker: inconsistent shapes.")
+            raise ConfigError("Corrupt senti_hybrid stacker: inconsistent shapes.")
         return stacker
 
 
@@ -267,15 +268,15 @@ class SentiHybrid(Pipe):
         sharpness: float = 5.0,
     ) -> None:
         if mode not in MODES:
-            raise SentiConfigError(f"senti_hybrid mode {mode!r}: use one of {', '.join(MODES)}.")
+            raise ConfigError(f"senti_hybrid mode {mode!r}: use one of {', '.join(MODES)}.")
         if not 0.0 <= blend_weight <= 1.0:
-            raise SentiConfigError(f"blend_weight must be in [0, 1], got {blend_weight}.")
+            raise ConfigError(f"blend_weight must be in [0, 1], got {blend_weight}.")
         if neg_cutoff > pos_cutoff:
-            raise SentiConfigError(
+            raise ConfigError(
                 f"neg_cutoff ({neg_cutoff}) must not be above pos_cutoff ({pos_cutoff})."
             )
         if SEP in head or not head:
-            raise SentiConfigError(f"senti_hybrid head {head!r}: a non-empty name without '/'.")
+            raise ConfigError(f"senti_hybrid head {head!r}: a non-empty name without '/'.")
         self.vocab = vocab
         self.name = name
         self.mode = mode
@@ -321,7 +322,7 @@ class SentiHybrid(Pipe):
             self._warned = True
         model = self.model_scores(doc)
         if model is None and mode != "lexicon":
-            raise SentiConfigError(
+            raise ConfigError(
                 f"senti_hybrid (mode {mode!r}) found no '{self.head}{SEP}...' scores: put a "
                 f"senti_textcat with an exclusive head '{self.head}' before it, or use mode "
                 "'lexicon'."
@@ -351,7 +352,7 @@ class SentiHybrid(Pipe):
         """The fitted stacker's probabilities for one doc."""
         assert self.stacker is not None
         if sorted(self.stacker.classes) != sorted(labels):
-            raise SentiConfigError(
+            raise ConfigError(
                 f"The senti_hybrid stacker was fitted for labels {self.stacker.classes}, but the "
                 f"model predicts {list(labels)}. Re-run `spacy-senti fit-hybrid`."
             )
@@ -384,7 +385,7 @@ class SentiHybrid(Pipe):
         if cutoffs is not None:
             neg, pos = (float(c) for c in cutoffs)
             if neg > pos:
-                raise SentiConfigError(f"neg_cutoff {neg} is above pos_cutoff {pos}.")
+                raise ConfigError(f"neg_cutoff {neg} is above pos_cutoff {pos}.")
             self.neg_cutoff, self.pos_cutoff = neg, pos
         if blend_weight is not None:
             self.blend_weight = float(blend_weight)

@@ -22,28 +22,28 @@ from spacy.util import SimpleFrozenList, ensure_path, filter_spans, registry
 from spacy.vocab import Vocab
 
 from ..extensions import register_lexicon_extensions
-from ..lexicons.items import (
+from ..lexicon.items import (
     Items,
     build_items,
     dependency_negations,
     sentence_groups,
     token_view,
 )
-from ..lexicons.rules import (
+from ..lexicon.rules import (
     RuleSet,
     allcap_differential,
     group_valences,
     polarity,
     reweight_contrast,
 )
-from ..lexicons.user import (
+from ..lexicon.user import (
     domain_lexicon,
     normalize_term,
     read_emotion_tsv,
     read_valence_tsvs,
 )
-from ..lexicons.vader import emoji_lexicon, vader_lexicon
-from ..lexicons.wordlists import CONCESSIVE_WORDS, CONTRAST_WORDS
+from ..lexicon.vader import emoji_lexicon, vader_lexicon
+from ..lexicon.wordlists import CONCESSIVE_WORDS, CONTRAST_WORDS
 
 EMOTION_EXTENSION = "lexicon_emotions"
 USER_FILE = "user_lexicon.json"
@@ -77,7 +77,7 @@ def make_senti_lexicon(
     contrast_words: list[str],
     concessive_words: list[str],
     scorer: Callable | None,
-) -> LexiconScorer:
+) -> SentiLexicon:
     """Create a VADER-style lexicon scorer.
 
     lexicon_paths: user lexicons, ``term<TAB>valence`` (-4..+4) per line; later files override
@@ -93,7 +93,7 @@ def make_senti_lexicon(
     concessive_words: "although X, Y" words: the clause X x0.5, the rest x1.5.
     scorer: the scoring function, ``spacy_senti.lexicon_scorer.v1`` by default.
     """
-    return LexiconScorer(
+    return SentiLexicon(
         nlp.vocab,
         name,
         make_doc=nlp.make_doc,
@@ -108,7 +108,7 @@ def make_senti_lexicon(
     )
 
 
-class LexiconScorer(Pipe):
+class SentiLexicon(Pipe):
     """Rule-based sentiment scorer; see the module docstring for what it sets."""
 
     def __init__(
@@ -300,7 +300,7 @@ class LexiconScorer(Pipe):
 
     def from_bytes(
         self, bytes_data: bytes, *, exclude: Iterable[str] = SimpleFrozenList()
-    ) -> LexiconScorer:
+    ) -> SentiLexicon:
         self._set_state(srsly.msgpack_loads(bytes_data))
         return self
 
@@ -315,7 +315,7 @@ class LexiconScorer(Pipe):
 
     def from_disk(
         self, path: str | Path, *, exclude: Iterable[str] = SimpleFrozenList()
-    ) -> LexiconScorer:
+    ) -> SentiLexicon:
         path = ensure_path(path)
         user, emotions = path / USER_FILE, path / EMOTION_FILE
         self._set_state(
@@ -360,4 +360,7 @@ def make_lexicon_scorer() -> Callable[..., dict[str, float | None]]:
     return score_lexicon
 
 
-__all__ = ["LexiconScorer", "make_senti_lexicon", "score_lexicon"]
+# The 0.1 name of the component class.
+LexiconScorer = SentiLexicon
+
+__all__ = ["LexiconScorer", "SentiLexicon", "make_senti_lexicon", "score_lexicon"]

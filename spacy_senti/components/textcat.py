@@ -14,10 +14,10 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
-from ..extensions import extension_names, register_head_extensions
-from ..models.heads import OUTPUT_LAYER
-from ..models.losses import sigmoid, sigmoid_loss, softmax, softmax_loss
-from ..schema import ABSENT, SEP, HeadSpec, SentiConfigError, find_head, heads_from_config
+from ..errors import ConfigError
+from ..extensions import register_head_extensions
+from ..heads import SEP, Head, find_head, heads_from_config
+from ..models.classifier import OUTPUT_LAYER
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -34,7 +34,6 @@ upstream = "*"
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 DEFAULT_HEADS = {"sentiment": {"kind": "exclusive"}}
-MAX_POS_WEIGHT = 50.0
 
 
 @Language.factory(
@@ -80,7 +79,7 @@ class SentiTextCategorizer(TrainablePipe):
         self.model = model
         self.name = name
         self.scorer = scorer
-        self.heads: list[HeadSpec] = heads_from_config(heads or DEFAULT_HEADS)
+        self.heads: list[Head] = heads_from_config(heads or DEFAULT_HEADS)
         self.cfg: dict[str, Any] = {"heads": {}, "class_weight_values": {}}
         self._sync_cfg()
         for head in self.heads:
@@ -116,32 +115,26 @@ class SentiTextCategorizer(TrainablePipe):
             start += head.n_outputs
         return slices
 
-    def get_head(self, name: str) -> HeadSpec:
+    def get_head(self, name: str) -> Head:
         for head in self.heads:
             if head.name == name:
                 return head
-        raise KeyError(f"No head {name!r}; heads: {[h.name for h in self.heads]}")
+        raise ConfigError(f"{self.name} has no head {name!r}; its heads: "
+                          f"{[h.name for h in self.heads]}.")
 
     def set_thresholds(self, head_name: str, thresholds: dict[str, float]) -> None:
         """Store per-label decision thresholds of a multilabel head."""
-        head = self.get_head(head_name)
-        if head.kind != "multilabel":
-            raise SentiConfigError(f"Head '{head_name}' is {head.kind}: only multilabel heads "
-                                   "have per-label thresholds.")
-        unknown = set(thresholds) - set(head.labels)
-        if unknown:
-            raise SentiConfigError(f"Unknown labels {sorted(unknown)} for head '{head_name}'.")
-        head.thresholds.update({k: float(v) for k, v in thresholds.items()})
+        self.get_head(head_name).set_thresholds(thresholds)
         self._sync_cfg()
 
     def add_label(self, label: str) -> int:
         """Add a ``head/label`` (or ``head/group/polarity``) key before training."""
         head = find_head(self.heads, label)
         if head is None:
-            raise SentiConfigError(_unknown_head_message(label, self.heads))
+            raise ConfigError(_unknown_head_message(label, self.heads))
         if self.model.get_ref(OUTPUT_LAYER).has_dim("nO"):
-            raise SentiConfigError("Labels cannot be added after the model is initialised.")
-        added = _add_key(head, label)
+            raise ConfigError("Labels cannot be added after the model is initialised.")
+        added = head.add_key(label)
         self._sync_cfg()
         return int(added)
 
@@ -160,15 +153,7 @@ class SentiTextCategorizer(TrainablePipe):
         xp = self.model.ops.xp
         out = xp.empty_like(logits)
         for head, sl in zip(self.heads, self.head_slices().values()):
-            block = logits[:, sl]
-            if head.kind == "exclusive":
-                out[:, sl] = softmax(xp, block)
-            elif head.kind == "multilabel":
-                out[:, sl] = sigmoid(xp, block)
-            else:
-                n_pol = len(head.polarities)
-                grouped = softmax(xp, block.reshape(len(block), -1, n_pol))
-                out[:, sl] = grouped.reshape(len(block), -1)
+            out[:, sl] = head.activate(xp, logits[:, sl])
         return out
 
     def set_annotations(self, docs: Iterable[Doc], probs) -> None:
@@ -183,7 +168,7 @@ class SentiTextCategorizer(TrainablePipe):
             for head, sl, keys in layout:
                 head_values = row[sl]
                 doc.cats.update(zip(keys, head_values.tolist()))
-                _set_extensions(doc, head, head.decode(head_values))
+                head.set_extensions(doc, head.decode(head_values))
 
     # --- training ----------------------------------------------------------------------
     def update(
@@ -227,24 +212,12 @@ class SentiTextCategorizer(TrainablePipe):
             targets = ops.asarray2f(np.asarray(gold, dtype="f"))
             weights = self.cfg["class_weight_values"].get(head.name)
             weights = ops.asarray1f(np.asarray(weights, dtype="f")) if weights else None
-            gamma = head.focal_gamma if head.loss == "focal" else 0.0
-            if head.kind == "multilabel":
-                loss, d_block = sigmoid_loss(
-                    xp, block, targets, pos_weights=weights, gamma=gamma,
-                    label_smoothing=head.label_smoothing,
-                )
-            else:
-                width = head.n_outputs if head.kind == "exclusive" else len(head.polarities)
-                loss, d_block = softmax_loss(
-                    xp, block.reshape(-1, width), targets.reshape(-1, width),
-                    class_weights=weights, gamma=gamma, label_smoothing=head.label_smoothing,
-                )
-                d_block = d_block.reshape(len(rows), -1)
+            loss, d_block = head.compute_loss(xp, block, targets, weights)
             d_logits[index, sl] = d_block * head.weight
             total += loss * head.weight
         return total, d_logits
 
-    def _gold(self, head: HeadSpec, examples: list[Example]) -> tuple[list[int], list[list[float]]]:
+    def _gold(self, head: Head, examples: list[Example]) -> tuple[list[int], list[list[float]]]:
         allowed = set(head.keys())
         rows, gold = [], []
         for i, eg in enumerate(examples):
@@ -253,7 +226,7 @@ class SentiTextCategorizer(TrainablePipe):
                 continue
             for key in cats:
                 if key.startswith(head.name + SEP) and key not in allowed:
-                    raise SentiConfigError(_unknown_label_message(key, head))
+                    raise ConfigError(head.unknown_label_message(key))
             rows.append(i)
             gold.append(head.gold_row(cats))
         return rows, gold
@@ -280,17 +253,17 @@ class SentiTextCategorizer(TrainablePipe):
                     continue  # another component's label
                 head = find_head(self.heads, key)
                 if head is None:
-                    raise SentiConfigError(_unknown_head_message(key, self.heads))
-                _add_key(head, key, *fixed[head.name])
+                    raise ConfigError(_unknown_head_message(key, self.heads))
+                head.add_key(key, *fixed[head.name])
         for head in self.heads:
-            _check_head_ready(head)
+            head.check_ready()
             labels_fixed, groups_fixed = fixed[head.name]
             head.labels = head.labels if labels_fixed else sorted(head.labels)
             head.groups = head.groups if groups_fixed else sorted(head.groups)
         _check_nonempty(examples)
         gold = {head.name: self._gold(head, examples) for head in self.heads}
         self.cfg["class_weight_values"] = {
-            head.name: _class_weights(head, *gold[head.name])
+            head.name: head.compute_class_weights(gold[head.name][1])
             for head in self.heads
             if head.class_weights != "none"
         }
@@ -302,7 +275,7 @@ class SentiTextCategorizer(TrainablePipe):
         # Start every head at the label priors of the training data: rare multilabel labels
         # then begin near their base rate instead of 0.5, which fine-tuning learning rates
         # (~5e-5) would take thousands of steps to reach.
-        bias = np.concatenate([_prior_logits(h, gold[h.name][1]) for h in self.heads])
+        bias = np.concatenate([h.prior_logits(gold[h.name][1]) for h in self.heads])
         output_layer.set_param("b", self.model.ops.asarray1f(bias.astype("f")))
 
     # --- scoring and serialisation ----------------------------------------------------------
@@ -330,109 +303,16 @@ class SentiTextCategorizer(TrainablePipe):
 
 
 # --- helpers ------------------------------------------------------------------------------
-def _set_extensions(doc: Doc, head: HeadSpec, decoded: dict[str, Any]) -> None:
-    main, secondary = extension_names(head)
-    if head.kind == "exclusive":
-        doc._.set(main, decoded["label"])
-        doc._.set(secondary, decoded["scores"])
-    elif head.kind == "multilabel":
-        doc._.set(main, decoded["scores"])
-        doc._.set(secondary, decoded["labels"])
-    else:
-        doc._.set(main, decoded["aspects"])
-        doc._.set(secondary, decoded["scores"])
-
-
-def _add_key(head: HeadSpec, key: str, labels_fixed: bool = False,
-             groups_fixed: bool = False) -> bool:
-    """Add the label (or group and polarity) of ``key`` to ``head``; True if anything new.
-
-    With ``labels_fixed``/``groups_fixed`` (listed in the config) a new value is an error.
-    """
-    parsed = head.split_key(key)
-    if head.kind == "grouped":
-        group, polarity = parsed
-        new = [(group, head.groups, groups_fixed)]
-        if polarity != ABSENT:
-            new.append((polarity, head.labels, labels_fixed))
-    else:
-        new = [(parsed, head.labels, labels_fixed)]
-    added = False
-    for value, known, fixed in new:
-        if not value:
-            raise SentiConfigError(f"Empty label in key {key!r} of head '{head.name}'.")
-        if value in known:
-            continue
-        if fixed:
-            raise SentiConfigError(_unknown_label_message(key, head))
-        known.append(value)
-        added = True
-    return added
-
-
-def _check_head_ready(head: HeadSpec) -> None:
-    where = f"[components.senti_textcat.heads.{head.name}]"
-    if not head.labels:
-        raise SentiConfigError(
-            f"Head '{head.name}' has no labels: the training data has no '{head.name}{SEP}...' "
-            f"keys in doc.cats. Add annotated examples or list the labels in {where} labels."
-        )
-    if head.kind == "exclusive" and len(head.labels) < 2:
-        raise SentiConfigError(
-            f"Exclusive head '{head.name}' needs at least two labels, found {head.labels}."
-        )
-    if head.kind == "grouped" and not head.groups:
-        raise SentiConfigError(f"Grouped head '{head.name}' has no groups; set {where} groups.")
-
-
 def _check_nonempty(examples: list[Example]) -> None:
     for i, eg in enumerate(examples):
         if not len(eg.reference) or not eg.reference.text.strip():
-            raise SentiConfigError(
+            raise ConfigError(
                 f"Training example {i} has no text (an empty doc). Remove empty rows from the "
                 "data, e.g. re-run `spacy-senti convert` which reports and skips them."
             )
 
 
-def _class_weights(head: HeadSpec, rows: list[int], gold: list[list[float]]) -> list[float]:
-    """Class weights (exclusive, grouped) or positive-class weights (multilabel)."""
-    matrix = np.asarray(gold, dtype="f").reshape(len(gold), -1)
-    names = head.polarities if head.kind == "grouped" else head.labels
-    if head.kind == "grouped":
-        matrix = matrix.reshape(-1, len(names))
-    if isinstance(head.class_weights, dict):
-        unknown = set(head.class_weights) - set(names)
-        if unknown:
-            raise SentiConfigError(
-                f"class_weights of head '{head.name}' name unknown labels {sorted(unknown)}; "
-                f"labels are {names}."
-            )
-        return [float(head.class_weights.get(name, 1.0)) for name in names]
-    counts = matrix.sum(axis=0)
-    n = float(len(matrix))
-    if head.kind == "multilabel":
-        pos = np.maximum(counts, 1.0)
-        return np.clip((n - counts) / pos, 1.0, MAX_POS_WEIGHT).tolist()
-    return (n / (len(names) * np.maximum(counts, 1.0))).tolist()
-
-
-def _prior_logits(head: HeadSpec, gold: list[list[float]]) -> np.ndarray:
-    """Bias values that make an untrained head predict the training label frequencies."""
-    matrix = np.asarray(gold, dtype="f8").reshape(len(gold), -1)
-    if head.kind == "grouped":
-        matrix = matrix.reshape(-1, len(head.polarities))
-    n = max(len(matrix), 1)
-    if head.kind == "multilabel":
-        prior = np.clip((matrix.sum(axis=0) + 0.5) / (n + 1.0), 1e-3, 1 - 1e-3)
-        return np.log(prior / (1.0 - prior))
-    prior = (matrix.sum(axis=0) + 0.5) / (matrix.sum() + 0.5 * matrix.shape[1])
-    logits = np.log(prior) - np.log(prior).mean()
-    if head.kind == "grouped":
-        logits = np.tile(logits, len(head.groups))
-    return logits
-
-
-def _unknown_head_message(key: str, heads: list[HeadSpec]) -> str:
+def _unknown_head_message(key: str, heads: list[Head]) -> str:
     names = [h.name for h in heads]
     return (
         f"doc.cats key {key!r} names no head of senti_textcat (heads: {names}). Keys look like "
@@ -440,11 +320,3 @@ def _unknown_head_message(key: str, heads: list[HeadSpec]) -> str:
         "block or fix the key in the data."
     )
 
-
-def _unknown_label_message(key: str, head: HeadSpec) -> str:
-    return (
-        f"Label {key!r} in the data is not among the labels configured for head "
-        f"'{head.name}' ({head.keys() if head.kind != 'grouped' else head.groups}). Add it to "
-        f"[components.senti_textcat.heads.{head.name}] labels, or map it in "
-        "`spacy-senti convert --label-map`."
-    )

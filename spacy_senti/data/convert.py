@@ -1,5 +1,5 @@
 """Convert labelled text (CSV/TSV/JSONL/lines, GoEmotions, TweetEval, SemEval-2014 XML) to
-spaCy ``DocBin`` files whose ``doc.cats`` follow :mod:`spacy_senti.schema`.
+spaCy ``DocBin`` files whose ``doc.cats`` follow :mod:`spacy_senti.heads`.
 
 Every doc gets the full key set of its head with 0.0/1.0 values (grouped heads: for each
 group ``absent`` + polarities), so it is unambiguously annotated for that head. Nothing is
@@ -16,9 +16,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..schema import ABSENT, HEAD_KINDS, SEP, HeadSpec, SentiConfigError
+from ..errors import ConfigError, InputError
+from ..heads import ABSENT, HEAD_KINDS, SEP, Head
 from .clean import CleanConfig, clean_text
-from .readers import READERS, DataFormatError, ReaderOptions, Record, open_source, split_multi
+from .readers import READERS, ReaderOptions, Record, open_source, split_multi
 from .split import DuplicateReport, dedupe, find_duplicates, stratified_sample, stratified_split
 
 FORMATS = tuple(READERS)
@@ -59,25 +60,30 @@ class ConvertOptions(ReaderOptions):
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
-            raise DataFormatError(
+            raise InputError(
                 f"Unknown --format {self.format!r}; use one of {', '.join(FORMATS)}."
             )
         head, kind = DEFAULT_HEAD.get(self.format, ("sentiment", "exclusive"))
         self.head = self.head or head
         self.kind = self.kind or kind
         if self.kind not in HEAD_KINDS:
-            raise DataFormatError(f"--kind must be one of {', '.join(HEAD_KINDS)}.")
+            raise InputError(f"--kind must be one of {', '.join(HEAD_KINDS)}.")
         if SEP in self.head or not self.head:
-            raise DataFormatError(f"--head {self.head!r}: use a non-empty name without '/'.")
+            raise InputError(f"--head {self.head!r}: use a non-empty name without '/'.")
+
+    @property
+    def head_class(self) -> type[Head]:
+        """The head class of ``--kind`` (the one place the option's string is read)."""
+        return HEAD_KINDS[self.kind or ""]
 
     def reader_options(self) -> ReaderOptions:
         """The reading part of these options."""
         shared = {f.name: getattr(self, f.name) for f in fields(ReaderOptions)}
-        return ReaderOptions(**{**shared, "grouped": self.kind == "grouped"})
+        return ReaderOptions(**{**shared, "grouped": self.head_class.has_groups})
 
 
 @dataclass(frozen=True)
-class Example:
+class LabelledText:
     """A converted row: cleaned text and its labels (grouped: ``"group/polarity"``)."""
 
     text: str
@@ -114,8 +120,8 @@ class InputStats:
 class ConversionResult:
     """Converted splits, the head they annotate, and every count the report prints."""
 
-    head: HeadSpec
-    splits: dict[str, list[Example]]
+    head: Head
+    splits: dict[str, list[LabelledText]]
     inputs: list[InputStats]
     duplicates: DuplicateReport
     clean: CleanConfig = field(default_factory=CleanConfig)
@@ -147,7 +153,7 @@ def parse_label_map(spec: str | None) -> dict[str, str] | None:
     mapping = {}
     for item in split_multi(spec, ","):
         if "=" not in item:
-            raise DataFormatError(f"--label-map item {item!r} is not 'raw=name'.")
+            raise InputError(f"--label-map item {item!r} is not 'raw=name'.")
         raw, name = item.split("=", 1)
         mapping[raw.strip()] = name.strip()
     return mapping
@@ -175,9 +181,9 @@ class _Labeller:
         self.allowed: set[str] | None = None
         if opts.labels:
             self.allowed = {key_safe(lab) for lab in opts.labels}
-        elif opts.label_map and opts.kind != "grouped":
+        elif opts.label_map and not opts.head_class.has_groups:
             self.allowed = {key_safe(v) for v in opts.label_map.values()}
-        elif declared_map is not None and opts.kind != "grouped":
+        elif declared_map is not None and not opts.head_class.has_groups:
             self.allowed = {key_safe(v) for v in declared_map.values()}
         self.allowed_groups = {group_name(g) for g in opts.groups} if opts.groups else None
 
@@ -198,12 +204,12 @@ class _Labeller:
 
     def __call__(self, rec: Record) -> tuple[tuple[str, ...], str, str]:
         """(labels, skip reason or "", detail for the report)."""
-        if self.opts.kind == "grouped":
+        if self.opts.head_class.has_groups:
             return self._aspects(rec)
         if rec.labels is None:
             return (), EMPTY_LABEL, ""
         raw = rec.labels
-        if self.opts.kind == "multilabel":
+        if not self.opts.head_class.single_label:
             raw = [piece for item in raw for piece in split_multi(item, self.opts.multi_sep)]
         elif len(raw) != 1:
             return (), (EMPTY_LABEL if not raw else SEVERAL_LABELS), repr(raw)
@@ -238,19 +244,19 @@ def label_source(opts: ConvertOptions, declared: list[str] | None) -> str:
     """Where the head's label set comes from (printed in the report)."""
     if opts.labels:
         return "--labels"
-    if opts.label_map and opts.kind != "grouped":
+    if opts.label_map and not opts.head_class.has_groups:
         return "--label-map"
-    if declared is not None and opts.kind != "grouped":
+    if declared is not None and not opts.head_class.has_groups:
         return "the format's label file"
     return "the data (pass --labels to fix the set across separately converted files)"
 
 
-def build_head(opts: ConvertOptions, splits: dict[str, list[Example]],
-               declared: list[str] | None) -> HeadSpec:
+def build_head(opts: ConvertOptions, splits: dict[str, list[LabelledText]],
+               declared: list[str] | None) -> Head:
     """The head spec: labels from --labels, the label map, the format, or the data."""
     seen = [lab for docs in splits.values() for ex in docs for lab in ex.labels]
     groups: list[str] = []
-    if opts.kind == "grouped":
+    if opts.head_class.has_groups:
         seen_pol = sorted({lab.split(SEP, 1)[1] for lab in seen})
         labels = [key_safe(x) for x in opts.labels] if opts.labels else seen_pol
         labels = [lab for lab in labels if lab != ABSENT]
@@ -266,23 +272,14 @@ def build_head(opts: ConvertOptions, splits: dict[str, list[Example]],
         labels = sorted(set(seen))
     cfg = {"kind": opts.kind, "labels": labels, "groups": groups}
     try:
-        return HeadSpec.from_config(opts.head or "sentiment", cfg)
-    except SentiConfigError as err:
-        raise DataFormatError(str(err)) from None
+        return Head.from_config(opts.head or "sentiment", cfg)
+    except ConfigError as err:
+        raise InputError(str(err)) from None
 
 
-def cats_for(example: Example, head: HeadSpec) -> dict[str, float]:
+def cats_for(example: LabelledText, head: Head) -> dict[str, float]:
     """The full key set of ``head`` with 0.0/1.0 values for one example."""
-    present = set(example.labels)
-    if head.kind != "grouped":
-        return {f"{head.name}{SEP}{lab}": float(lab in present) for lab in head.labels}
-    polarity = dict(lab.split(SEP, 1) for lab in present)
-    cats = {}
-    for group in head.groups:
-        for pol in head.polarities:
-            hit = polarity.get(group, ABSENT) == pol
-            cats[f"{head.name}{SEP}{group}{SEP}{pol}"] = float(hit)
-    return cats
+    return head.gold_cats(example.labels)
 
 
 # --- inputs -------------------------------------------------------------------------------
@@ -306,7 +303,7 @@ def discover_inputs(path: Path, fmt: str) -> dict[str, Path]:
                 name = name[: -len(ext)]
         return {name or path.stem: path}
     if not path.is_dir():
-        raise DataFormatError(f"Input {path} does not exist.")
+        raise InputError(f"Input {path} does not exist.")
     found: dict[str, list[Path]] = {}
     for child in sorted(path.iterdir()):
         if child.is_file() and child.name.lower().endswith(EXTENSIONS[fmt]):
@@ -316,9 +313,9 @@ def discover_inputs(path: Path, fmt: str) -> dict[str, Path]:
     ambiguous = {s: files for s, files in found.items() if len(files) > 1}
     if ambiguous:
         listing = "; ".join(f"{s}: {', '.join(f.name for f in fs)}" for s, fs in ambiguous.items())
-        raise DataFormatError(f"{path}: several files per split ({listing}); pass one file.")
+        raise InputError(f"{path}: several files per split ({listing}); pass one file.")
     if not found:
-        raise DataFormatError(
+        raise InputError(
             f"{path}: no train/dev(val)/test files with extension {'/'.join(EXTENSIONS[fmt])} "
             f"for --format {fmt}; pass a file instead."
         )
@@ -326,12 +323,12 @@ def discover_inputs(path: Path, fmt: str) -> dict[str, Path]:
 
 
 def _read_input(name: str, path: Path, opts: ConvertOptions, progress: bool
-                ) -> tuple[InputStats, list[Example], list[str] | None]:
+                ) -> tuple[InputStats, list[LabelledText], list[str] | None]:
     """Read, clean and validate one file."""
     source = open_source(path, opts.reader_options())
     labeller = _Labeller(opts, source.label_map)
     stats = InputStats(name, path)
-    examples: list[Example] = []
+    examples: list[LabelledText] = []
     records: Iterable[Record] = source.records
     if opts.limit is not None:
         records = itertools.islice(records, opts.limit)
@@ -349,9 +346,9 @@ def _read_input(name: str, path: Path, opts: ConvertOptions, progress: bool
         if reason:
             stats.skip(reason, rec.where, detail)
             continue
-        examples.append(Example(text, labels, rec.where))
+        examples.append(LabelledText(text, labels, rec.where))
     if opts.strict and stats.n_problems:
-        raise DataFormatError(f"--strict: {path} has rows that cannot be converted:\n"
+        raise InputError(f"--strict: {path} has rows that cannot be converted:\n"
                               + "\n".join(_problem_lines(stats)))
     return stats, examples, source.labels
 
@@ -371,8 +368,8 @@ def _progress(items: Iterable, desc: str, enabled: bool) -> Iterator:
                      leave=False))
 
 
-def _stratify_key(ex: Example, kind: str) -> object:
-    return ex.labels[0] if kind == "exclusive" and len(ex.labels) == 1 else ex.labels
+def _stratify_key(ex: LabelledText, single_label: bool) -> object:
+    return ex.labels[0] if single_label and len(ex.labels) == 1 else ex.labels
 
 
 # --- main entry ---------------------------------------------------------------------------
@@ -393,19 +390,19 @@ def convert(
     """
     inputs = discover_inputs(Path(input_path), opts.format)
     if split and len(inputs) > 1:
-        raise DataFormatError(
+        raise InputError(
             f"--split needs a single input file, but {input_path} already has splits "
             f"({', '.join(inputs)})."
         )
     stats_list: list[InputStats] = []
-    splits: dict[str, list[Example]] = {}
+    splits: dict[str, list[LabelledText]] = {}
     owner: dict[str, InputStats] = {}
     declared: list[str] | None = None
     for name, path in inputs.items():
         stats, examples, labels = _read_input(name, path, opts, progress)
         declared = declared or labels
         if sample is not None:
-            keys = [_stratify_key(ex, opts.kind or "") for ex in examples]
+            keys = [_stratify_key(ex, opts.head_class.single_label) for ex in examples]
             keep = set(stratified_sample(keys, sample, seed).tolist())
             for i, ex in enumerate(examples):
                 if i not in keep:
@@ -414,7 +411,7 @@ def convert(
         stats_list.append(stats)
         if split:
             names = SPLIT_NAMES[: len(split)]
-            keys = [_stratify_key(ex, opts.kind or "") for ex in examples]
+            keys = [_stratify_key(ex, opts.head_class.single_label) for ex in examples]
             parts = stratified_split(keys, split, seed)
             for part_name, idx in zip(names, parts, strict=True):
                 splits[part_name] = [examples[i] for i in idx]
@@ -448,7 +445,7 @@ def write_docbins(result: ConversionResult, output: Path | str, lang: str = "en"
     output = Path(output)
     single = output.suffix == ".spacy"
     if single and len(result.splits) != 1:
-        raise DataFormatError(
+        raise InputError(
             f"{output} is a single .spacy file but the conversion has {len(result.splits)} "
             f"splits ({', '.join(result.splits)}); give an output folder."
         )

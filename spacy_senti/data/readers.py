@@ -3,29 +3,23 @@
 Readers do no label validation: they report where every row came from, mark rows they
 cannot parse (``Record.problem``) and leave label mapping, cleaning and skipping to
 :mod:`spacy_senti.data.convert`. A file that cannot be read at all (wrong encoding, missing
-column, missing label file) raises :class:`DataFormatError` with a message that says how to
-fix it.
+column, missing label file) raises :class:`InputError` with a message that says how to
+fix it. Tabular lines (CSV / TSV / JSONL / TXT) come from the shared reader,
+:func:`spacy_senti.util.read_rows`; only SemEval XML is parsed here.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import sys
 import xml.sax
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-TEXT_COLUMNS = ("text", "sentence", "review", "content", "tweet")
+from ..errors import InputError
+from ..util import Row, pick_column, read_columns, read_rows
+
 LABEL_COLUMNS = ("label", "labels", "sentiment", "emotion", "emotions", "category")
-
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-
-
-class DataFormatError(ValueError):
-    """An input file that cannot be converted as asked (the message says why and how)."""
 
 
 @dataclass
@@ -83,81 +77,34 @@ class Source:
     labels: list[str] | None = None
 
 
-# --- encoding -----------------------------------------------------------------------------
-def _python_encoding(encoding: str) -> str:
-    """utf-8 also accepts (and drops) a byte-order mark."""
-    return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+# --- rows of the shared reader (spacy_senti.util) -----------------------------------------
+ENCODING_HINT = ("Pass the file's encoding, e.g. --encoding latin-1 (ISO-8859-1, as in "
+                 "Financial PhraseBank) or --encoding cp1252.")
 
 
-def decode_error(path: Path, encoding: str) -> DataFormatError:
-    """A DataFormatError naming the first line of ``path`` that is not valid ``encoding``."""
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                raw.decode(_python_encoding(encoding))
-            except UnicodeDecodeError as err:
-                byte = raw[err.start : err.start + 1].hex()
-                return DataFormatError(
-                    f"{path}: line {number} is not valid {encoding} (byte 0x{byte} at column "
-                    f"{err.start + 1}). Pass the file's encoding, e.g. --encoding latin-1 "
-                    f"(ISO-8859-1, as in Financial PhraseBank) or --encoding cp1252."
-                )
-    return DataFormatError(f"{path}: cannot be decoded as {encoding}; try --encoding latin-1.")
+def _rows(path: Path, fmt: str, encoding: str, **options: Any) -> Iterator[Row]:
+    """The rows of a tabular file, blank lines included (they count as rows with an empty
+    text). A line with bytes that are not valid ``encoding`` stops the conversion with a hint.
+    The file is checked at once, its rows read lazily."""
+    rows = read_rows(path, fmt, encoding=encoding, keep_blank=True, **options)
+    return (_decoded(path, row) for row in rows)
 
 
-def _guarded(path: Path, encoding: str, rows: Iterator[Record]) -> Iterator[Record]:
-    """Re-raise a UnicodeDecodeError met while reading as a DataFormatError with a line."""
-    try:
-        yield from rows
-    except UnicodeDecodeError:
-        raise decode_error(path, encoding) from None
+def _decoded(path: Path, row: Row) -> Row:
+    if row.bad_bytes:
+        raise InputError(f"{path}: line {row.line} is {row.error}. {ENCODING_HINT}")
+    return row
 
 
-def _open(path: Path, encoding: str, newline: str = "") -> TextIO:
-    """Open for reading; ``newline=""`` for the csv module, ``"\\n"`` to split on LF only."""
-    if not path.exists():
-        raise DataFormatError(f"Input file {path} does not exist.")
-    return open(path, encoding=_python_encoding(encoding), newline=newline)
+def _where(path: Path, row: Row) -> str:
+    return f"{path.name}:{row.line}"
 
 
-def _read_lines(path: Path, encoding: str) -> list[str]:
-    """All lines of a file split on LF only (tweets may hold U+2028 and lone CRs)."""
-    with _open(path, encoding, newline="\n") as f:
-        try:
-            text = f.read()
-        except UnicodeDecodeError:
-            raise decode_error(path, encoding) from None
-    lines = [line.rstrip("\r") for line in text.split("\n")]
-    return lines[:-1] if lines and lines[-1] == "" else lines
+def _malformed(path: Path, row: Row, why: str) -> Record:
+    return Record("", where=_where(path, row), problem=f"malformed row: {why}")
 
 
-# --- columns ------------------------------------------------------------------------------
-def resolve_column(
-    wanted: str | None, columns: list[str], candidates: tuple[str, ...], what: str, path: Path
-) -> int:
-    """Index of column ``wanted`` (a name or a 0-based index), or of the first candidate."""
-    available = ", ".join(repr(c) for c in columns)
-    if wanted is None:
-        lowered = [c.strip().lower() for c in columns]
-        for cand in candidates:
-            if cand in lowered:
-                return lowered.index(cand)
-        raise DataFormatError(
-            f"{path}: no {what} column found (looked for {', '.join(candidates)}). "
-            f"Available columns: {available}. Choose one with --{what}-col."
-        )
-    if wanted in columns:
-        return columns.index(wanted)
-    if wanted.strip().lstrip("-").isdigit():
-        index = int(wanted)
-        if 0 <= index < len(columns):
-            return index
-    raise DataFormatError(
-        f"{path}: --{what}-col {wanted!r} is not a column. Available columns: {available} "
-        f"(or a 0-based index below {len(columns)})."
-    )
-
-
+# --- labels -------------------------------------------------------------------------------
 def split_multi(value: str, sep: str) -> list[str]:
     """``"joy, love"`` -> ``["joy", "love"]`` (empty pieces dropped)."""
     return [part.strip() for part in value.split(sep) if part.strip()]
@@ -189,97 +136,55 @@ def _labelled(rec: Record, raw: str, opts: ReaderOptions) -> Record:
 
 
 # --- delimited text (csv / tsv) -------------------------------------------------------------
-def _quoting(opts: ReaderOptions, delimiter: str) -> int:
-    mode = opts.quoting
-    if mode == "auto":  # GLUE-style TSVs have bare quotes; CSVs are written with quoting
-        mode = "none" if delimiter == "\t" else "minimal"
-    if mode not in ("none", "minimal"):
-        raise DataFormatError(f"--quoting must be auto, minimal or none, not {opts.quoting!r}.")
-    return csv.QUOTE_NONE if mode == "none" else csv.QUOTE_MINIMAL
-
-
-def read_delimited(path: Path, opts: ReaderOptions, delimiter: str) -> Source:
+def read_delimited(path: Path, opts: ReaderOptions, fmt: str) -> Source:
     """CSV/TSV with a header (column names) or without (0-based indexes)."""
-    quoting = _quoting(opts, delimiter)
-    f = _open(path, opts.encoding)
-    reader = csv.reader(f, delimiter=delimiter, quoting=quoting, doublequote=True)
-    first_line = 1
-    try:
-        header = next(reader) if opts.header else None
-    except StopIteration:
-        f.close()
-        raise DataFormatError(f"{path} is empty.") from None
-    except UnicodeDecodeError:
-        f.close()
-        raise decode_error(path, opts.encoding) from None
-    if header is not None:
-        columns = header
-        first_line = reader.line_num + 1
-    else:
-        columns = [str(i) for i in range(_peek_width(path, opts, delimiter, quoting))]
-    text_i = resolve_column(opts.text_col or (None if header else "0"), columns,
-                            TEXT_COLUMNS, "text", path)
-    label_i = resolve_column(opts.label_col or (None if header else "1"), columns,
-                             LABEL_COLUMNS, "label", path)
+    options = {"header": opts.header, "quoting": opts.quoting}
+    columns = read_columns(path, fmt, encoding=opts.encoding, **options)
+    text = pick_column(columns, opts.text_col or (None if opts.header else "0"), path,
+                       option="--text-col")
+    label = pick_column(columns, opts.label_col or (None if opts.header else "1"), path,
+                        candidates=LABEL_COLUMNS, what="label", option="--label-col")
+    rows = _rows(path, fmt, opts.encoding, **options)
 
-    def rows() -> Iterator[Record]:
-        with f:
-            start = first_line
-            for row in reader:
-                where = f"{path.name}:{start}"
-                start = reader.line_num + 1
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    yield Record("", where=where)
-                    continue
-                if (header is not None and len(row) != len(header)) or len(row) <= max(
-                    text_i, label_i
-                ):
-                    yield Record(
-                        row[text_i] if text_i < len(row) else "",
-                        where=where,
-                        problem=f"malformed row: {len(row)} fields, expected {len(columns)}",
-                    )
-                    continue
-                yield _labelled(Record(row[text_i], where=where), row[label_i], opts)
+    def records() -> Iterator[Record]:
+        for row in rows:
+            if row.error:
+                yield _malformed(path, row, row.error)
+            elif not row.values:
+                yield Record("", where=_where(path, row))
+            elif text not in row.values or label not in row.values:  # no header: too short
+                yield _malformed(path, row,
+                                 f"row has {len(row.values)} fields, expected {len(columns)}")
+            else:
+                rec = Record(row.values[text], where=_where(path, row))
+                yield _labelled(rec, row.values[label], opts)
 
-    return Source(path, _guarded(path, opts.encoding, rows()))
-
-
-def _peek_width(path: Path, opts: ReaderOptions, delimiter: str, quoting: int) -> int:
-    """Number of fields in the first row of a file without header."""
-    with _open(path, opts.encoding) as f:
-        try:
-            first = next(csv.reader(f, delimiter=delimiter, quoting=quoting), [])
-        except UnicodeDecodeError:
-            raise decode_error(path, opts.encoding) from None
-    return max(len(first), 2)
+    return Source(path, records())
 
 
 # --- lines: text<SEP>label ------------------------------------------------------------------
 def read_lines(path: Path, opts: ReaderOptions) -> Source:
     """One ``text<SEP>label`` per line, split on the last separator (CARER, PhraseBank)."""
     if not opts.sep:
-        raise DataFormatError(
+        raise InputError(
             "--format lines needs --sep, e.g. --sep ';' (CARER) or --sep '@' "
             "(Financial PhraseBank)."
         )
     sep = opts.sep.encode().decode("unicode_escape")  # allow --sep '\t'
-    f = _open(path, opts.encoding, newline="\n")
+    rows = _rows(path, "txt", opts.encoding)
 
-    def rows() -> Iterator[Record]:
-        with f:
-            for number, line in enumerate(f, start=1):
-                where = f"{path.name}:{number}"
-                line = line.rstrip("\r\n")
-                if not line.strip():
-                    yield Record("", where=where)
-                elif sep not in line:
-                    yield Record(line, where=where, problem=f"malformed row: no {sep!r}")
-                else:
-                    text, label = line.rsplit(sep, 1)
-                    yield _labelled(Record(text, where=where), label, opts)
+    def records() -> Iterator[Record]:
+        for row in rows:
+            line, where = row.values.get("text", ""), _where(path, row)
+            if not line.strip():
+                yield Record("", where=where)
+            elif sep not in line:
+                yield Record(line, where=where, problem=f"malformed row: no {sep!r}")
+            else:
+                text, label = line.rsplit(sep, 1)
+                yield _labelled(Record(text, where=where), label, opts)
 
-    return Source(path, _guarded(path, opts.encoding, rows()))
+    return Source(path, records())
 
 
 # --- JSONL ----------------------------------------------------------------------------------
@@ -317,81 +222,59 @@ def _json_labels(value: Any, rec: Record, opts: ReaderOptions) -> None:
 
 def read_jsonl(path: Path, opts: ReaderOptions) -> Source:
     """One JSON object per line; text/label keys as for CSV (default ``text``/``label``)."""
-    f = _open(path, opts.encoding, newline="\n")
-    keys: dict[str, str] = {}
+    columns = read_columns(path, "jsonl", encoding=opts.encoding)
+    text = pick_column(columns, opts.text_col, path, option="--text-col")
+    label = pick_column(columns, opts.label_col, path, candidates=LABEL_COLUMNS, what="label",
+                        option="--label-col")
+    rows = _rows(path, "jsonl", opts.encoding)
 
-    def rows() -> Iterator[Record]:
-        with f:
-            for number, line in enumerate(f, start=1):
-                where = f"{path.name}:{number}"
-                if not line.strip():
-                    yield Record("", where=where)
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as err:
-                    yield Record("", where=where, problem=f"malformed row: invalid JSON ({err})")
-                    continue
-                if not isinstance(obj, dict):
-                    yield Record("", where=where, problem="malformed row: not a JSON object")
-                    continue
-                if not keys:  # resolve the keys on the first object, with a helpful error
-                    names = list(obj)
-                    keys["text"] = names[resolve_column(opts.text_col, names, TEXT_COLUMNS,
-                                                        "text", path)]
-                    keys["label"] = names[resolve_column(opts.label_col, names, LABEL_COLUMNS,
-                                                         "label", path)]
-                if keys["text"] not in obj or keys["label"] not in obj:
-                    yield Record(
-                        str(obj.get(keys["text"], "")),
-                        where=where,
-                        problem=f"malformed row: missing key {keys['text']!r} or {keys['label']!r}",
-                    )
-                    continue
-                text = obj[keys["text"]]
-                rec = Record("" if text is None else str(text), where=where)
-                _json_labels(obj[keys["label"]], rec, opts)
+    def records() -> Iterator[Record]:
+        for row in rows:
+            if row.error:
+                yield _malformed(path, row, row.error)
+            elif not row.values:
+                yield Record("", where=_where(path, row))
+            elif text not in row.values or label not in row.values:
+                yield _malformed(path, row, f"missing key {text!r} or {label!r}")
+            else:
+                value = row.values[text]
+                rec = Record("" if value is None else str(value), where=_where(path, row))
+                _json_labels(row.values[label], rec, opts)
                 yield rec
 
-    return Source(path, _guarded(path, opts.encoding, rows()))
+    return Source(path, records())
 
 
 # --- GoEmotions -----------------------------------------------------------------------------
 def read_label_names(path: Path, encoding: str = "utf-8") -> list[str]:
     """One label name per line (GoEmotions ``emotions.txt``)."""
-    with _open(path, encoding) as f:
-        return [line.strip() for line in f if line.strip()]
+    return [row.values["text"].strip() for row in _rows(path, "txt", encoding) if row.values]
 
 
 def read_goemotions(path: Path, opts: ReaderOptions) -> Source:
     """GoEmotions TSV: text, comma-separated label ids, comment id; names from emotions.txt."""
     label_file = opts.label_file or path.with_name("emotions.txt")
     if not label_file.exists():
-        raise DataFormatError(
+        raise InputError(
             f"GoEmotions label names not found: {label_file} does not exist. Pass "
             "--label-file path/to/emotions.txt (one emotion name per line, id = line number)."
         )
     names = read_label_names(label_file, opts.encoding)
-    f = _open(path, opts.encoding)
-    reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_MINIMAL, doublequote=True)
+    rows = _rows(path, "tsv", opts.encoding, header=False, quoting="minimal")
 
-    def rows() -> Iterator[Record]:
-        with f:
-            start = 1
-            for row in reader:
-                where = f"{path.name}:{start}"
-                start = reader.line_num + 1
-                if not row:
-                    yield Record("", where=where)
-                elif len(row) != 3:
-                    yield Record(row[0], where=where,
-                                 problem=f"malformed row: {len(row)} fields, expected 3")
-                else:
-                    ids = split_multi(row[1], ",") or None
-                    yield Record(row[0], labels=ids, where=where, id=row[2])
+    def records() -> Iterator[Record]:
+        for row in rows:
+            if not row.values:
+                yield Record("", where=_where(path, row))
+            elif len(row.values) != 3:
+                yield _malformed(path, row, f"row has {len(row.values)} fields, expected 3")
+            else:
+                text, ids, comment = row.values.values()
+                yield Record(text, labels=split_multi(ids, ",") or None,
+                             where=_where(path, row), id=comment)
 
     label_map = {str(i): name for i, name in enumerate(names)}
-    return Source(path, _guarded(path, opts.encoding, rows()), label_map, names)
+    return Source(path, records(), label_map, names)
 
 
 # --- TweetEval ------------------------------------------------------------------------------
@@ -403,7 +286,7 @@ def tweeteval_files(path: Path) -> tuple[Path, Path, str]:
             split = name[: -len(suffix)]
             return (path.with_name(f"{split}_text.txt"), path.with_name(f"{split}_labels.txt"),
                     split)
-    raise DataFormatError(
+    raise InputError(
         f"{path}: a TweetEval input is a '<split>_text.txt' file (with '<split>_labels.txt' "
         "and 'mapping.txt' beside it) or a folder holding them."
     )
@@ -415,25 +298,25 @@ def read_tweeteval(path: Path, opts: ReaderOptions) -> Source:
     mapping_path = opts.label_file or path.with_name("mapping.txt")
     for needed in (text_path, label_path, mapping_path):
         if not needed.exists():
-            raise DataFormatError(f"TweetEval input incomplete: {needed} does not exist.")
+            raise InputError(f"TweetEval input incomplete: {needed} does not exist.")
     label_map: dict[str, str] = {}
-    for line in _read_lines(mapping_path, opts.encoding):
-        if line.strip():
-            key, _, name = line.partition("\t")
+    for row in _rows(mapping_path, "txt", opts.encoding):
+        if row.values:
+            key, _, name = row.values["text"].partition("\t")
             label_map[key.strip()] = name.strip()
-    texts = _read_lines(text_path, opts.encoding)
-    labels = _read_lines(label_path, opts.encoding)
+    texts = [row.values.get("text", "") for row in _rows(text_path, "txt", opts.encoding)]
+    labels = [row.values.get("text", "") for row in _rows(label_path, "txt", opts.encoding)]
     if len(texts) != len(labels):
-        raise DataFormatError(
+        raise InputError(
             f"{text_path.name} has {len(texts)} lines but {label_path.name} has {len(labels)}; "
             "they must pair line by line."
         )
 
-    def rows() -> Iterator[Record]:
+    def records() -> Iterator[Record]:
         for number, (text, label) in enumerate(zip(texts, labels, strict=True), start=1):
             yield _labelled(Record(text, where=f"{text_path.name}:{number}"), label, opts)
 
-    return Source(text_path, rows(), label_map, list(label_map.values()))
+    return Source(text_path, records(), label_map, list(label_map.values()))
 
 
 # --- SemEval-2014 Task 4 XML ----------------------------------------------------------------
@@ -480,16 +363,16 @@ class _SemEvalHandler(xml.sax.ContentHandler):
 def read_semeval14(path: Path, opts: ReaderOptions) -> Source:
     """SemEval-2014 Task 4 XML: one record per ``<sentence>``, aspects = aspectCategories."""
     if not path.exists():
-        raise DataFormatError(f"Input file {path} does not exist.")
+        raise InputError(f"Input file not found: {path}")
     handler = _SemEvalHandler(path.name)
     try:
         xml.sax.parse(str(path), handler)
     except xml.sax.SAXParseException as err:
-        raise DataFormatError(
+        raise InputError(
             f"{path}: line {err.getLineNumber()}: not well-formed XML ({err.getMessage()})."
         ) from None
     if handler.records and handler.n_categories == 0:
-        raise DataFormatError(
+        raise InputError(
             f"{path}: no <aspectCategory> elements. SemEval-2014 laptops files annotate aspect "
             "terms only; the semeval14 converter reads aspect categories (restaurants)."
         )
@@ -497,8 +380,8 @@ def read_semeval14(path: Path, opts: ReaderOptions) -> Source:
 
 
 READERS: dict[str, Callable[[Path, ReaderOptions], Source]] = {
-    "csv": lambda p, o: read_delimited(p, o, ","),
-    "tsv": lambda p, o: read_delimited(p, o, "\t"),
+    "csv": lambda p, o: read_delimited(p, o, "csv"),
+    "tsv": lambda p, o: read_delimited(p, o, "tsv"),
     "jsonl": read_jsonl,
     "lines": read_lines,
     "goemotions": read_goemotions,
@@ -512,7 +395,7 @@ def open_source(path: Path, opts: ReaderOptions) -> Source:
     try:
         reader = READERS[opts.format]
     except KeyError:
-        raise DataFormatError(
+        raise InputError(
             f"Unknown --format {opts.format!r}; use one of {', '.join(READERS)}."
         ) from None
     return reader(Path(path), opts)

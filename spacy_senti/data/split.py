@@ -8,11 +8,12 @@ grouped aspect) data with iterative stratification (Sechidis et al. 2011), taken
 from __future__ import annotations
 
 import unicodedata
-from collections import defaultdict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..errors import InputError
 
 SPLIT_ORDER = ("train", "dev", "test")
 
@@ -23,13 +24,13 @@ def parse_ratios(spec: str) -> list[float]:
     try:
         ratios = [float(part) for part in spec.split(",")]
     except ValueError:
-        raise ValueError(f"--split {spec!r}: use numbers like '0.8,0.1,0.1'.") from None
+        raise InputError(f"--split {spec!r}: use numbers like '0.8,0.1,0.1'.") from None
     if len(ratios) not in (2, 3) or any(r <= 0 for r in ratios):
-        raise ValueError(
+        raise InputError(
             f"--split {spec!r}: give 2 (train,dev) or 3 (train,dev,test) positive fractions."
         )
     if abs(sum(ratios) - 1.0) > 1e-6:
-        raise ValueError(f"--split {spec!r}: the fractions sum to {sum(ratios):g}, not 1.")
+        raise InputError(f"--split {spec!r}: the fractions sum to {sum(ratios):g}, not 1.")
     return ratios
 
 
@@ -325,16 +326,3 @@ def dedupe(splits: Mapping[str, Sequence[Item]]) -> tuple[dict[str, list[int]], 
         report.removed[name] = len(rows) - len(kept)
         earlier |= {normalize_text(rows[i][0]) for i in kept}
     return keep, report
-
-
-def label_key(labels: Sequence[Hashable]) -> Hashable:
-    """A hashable, order-free summary of one row's labels (for conflict detection)."""
-    return tuple(sorted(set(labels), key=str)) if len(labels) != 1 else labels[0]
-
-
-def count_by(items: Sequence[Hashable]) -> dict[Hashable, int]:
-    """Counts of items, most common first."""
-    counts: dict[Hashable, int] = defaultdict(int)
-    for item in items:
-        counts[item] += 1
-    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0]))))

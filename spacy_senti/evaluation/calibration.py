@@ -1,6 +1,6 @@
 """Calibration of predicted probabilities: reliability bins and expected calibration error.
 
-Every head is reduced to pairs ``(probability, outcome)``:
+Every head is reduced to pairs ``(probability, outcome)`` (``Head.calibration_pairs``):
 
 * exclusive: per doc, the probability of the predicted class and whether it is right;
 * grouped: per (doc, group), the same over the group's classes (``absent`` included);
@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..schema import HeadSpec
-from .scorer import grouped_decisions
+from ..heads import Head
 
 DEFAULT_BINS = 10
 
@@ -68,21 +67,10 @@ def expected_calibration_error(
     return reliability_bins(probs, outcomes, n_bins).ece
 
 
-def calibration_pairs(head: HeadSpec, gold: np.ndarray, pred: np.ndarray) -> tuple[
+def calibration_pairs(head: Head, gold: np.ndarray, pred: np.ndarray) -> tuple[
     np.ndarray, np.ndarray
 ]:
     """``(probability, outcome)`` arrays of a head from ``head_arrays`` output."""
     if len(gold) == 0:
         return np.zeros(0), np.zeros(0)
-    if head.kind == "exclusive":
-        chosen = pred.argmax(axis=1)
-        probs = pred[np.arange(len(pred)), chosen]
-        return probs, (chosen == gold.argmax(axis=1)).astype("f8")
-    if head.kind == "multilabel":
-        return pred.ravel(), (gold >= 0.5).astype("f8").ravel()
-    n_pol = len(head.polarities)
-    values = pred.reshape(len(pred), -1, n_pol)
-    chosen = grouped_decisions(head, pred)
-    probs = np.take_along_axis(values, chosen[:, :, None], axis=2)[:, :, 0]
-    correct = chosen == grouped_decisions(head, gold)
-    return probs.ravel(), correct.astype("f8").ravel()
+    return head.calibration_pairs(gold, pred)

@@ -9,6 +9,7 @@ are ``score_heads``' (scikit-learn); calibration is in ``calibration.py``, drawi
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,57 +18,43 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import srsly
-from sklearn.metrics import confusion_matrix, multilabel_confusion_matrix
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from ..schema import SEP, HeadSpec
+from ..errors import InputError
+from ..heads import SEP, GroupedHead, Head, MultilabelHead
 from . import figures
 from .calibration import DEFAULT_BINS, ReliabilityBins, calibration_pairs, reliability_bins
-from .scorer import PREFIX, grouped_decisions, head_arrays, multilabel_predictions, score_heads
+from .scorer import PREFIX, head_arrays, score_heads
 
 if TYPE_CHECKING:
-    from ..components.textcat import SentiTextCategorizer
+    pass
 
 MARKDOWN_ERRORS = 10
 MARKDOWN_TEXT_CHARS = 100
+EXPLANATIONS_FILE = "explanations.html"
+#: most confident errors per head explained in explanations.html (gradient x input)
+N_EXPLAINED = 10
 
 
-class EvaluationInputError(ValueError):
-    """The model or the data cannot be evaluated (missing gold annotations, no component)."""
 
 
 # --- inputs ----------------------------------------------------------------------------------
-def find_component(nlp: Language, name: str = "senti_textcat") -> SentiTextCategorizer:
-    """The ``senti_textcat`` component called ``name`` (or the only one in the pipeline)."""
-    from ..components.textcat import SentiTextCategorizer
-
-    if name in nlp.component_names and isinstance(nlp.get_pipe(name), SentiTextCategorizer):
-        return nlp.get_pipe(name)
-    found = [pipe for _, pipe in nlp.pipeline if isinstance(pipe, SentiTextCategorizer)]
-    if len(found) == 1:
-        return found[0]
-    raise EvaluationInputError(
-        f"The pipeline has no senti_textcat component called {name!r} (components: "
-        f"{nlp.component_names}). Pass the right name with --component."
-    )
-
-
 def gold_keys(docs: Iterable[Doc]) -> set[str]:
     """Every ``doc.cats`` key found in ``docs``."""
     return {key for doc in docs for key in doc.cats}
 
 
-def check_gold(docs: Sequence[Doc], heads: Sequence[HeadSpec], source: str = "the data") -> None:
-    """Raise EvaluationInputError unless some doc annotates one of ``heads``."""
+def check_gold(docs: Sequence[Doc], heads: Sequence[Head], source: str = "the data") -> None:
+    """Raise InputError unless some doc annotates one of ``heads``."""
     if not docs:
-        raise EvaluationInputError(f"{source} holds no documents.")
+        raise InputError(f"{source} holds no documents.")
     if any(head.is_annotated(doc.cats) for doc in docs for head in heads):
         return
     keys = sorted(gold_keys(docs))
     shown = ", ".join(repr(k) for k in keys[:20]) + (" ..." if len(keys) > 20 else "")
-    raise EvaluationInputError(
+    raise InputError(
         f"{source} has no gold annotations for the pipeline's heads "
         f"{[h.name for h in heads]}: expected doc.cats keys like "
         f"{[h.keys()[0] for h in heads if h.keys()]}, found "
@@ -75,16 +62,11 @@ def check_gold(docs: Sequence[Doc], heads: Sequence[HeadSpec], source: str = "th
     )
 
 
-def unknown_gold_keys(docs: Iterable[Doc], heads: Sequence[HeadSpec]) -> list[str]:
+def unknown_gold_keys(docs: Iterable[Doc], heads: Sequence[Head]) -> list[str]:
     """Gold keys of the heads' namespaces that the model does not predict (ignored in scores)."""
     known = {key for head in heads for key in head.keys()}
     prefixes = tuple(head.name + SEP for head in heads)
-    absent = {
-        f"{h.name}{SEP}{g}{SEP}absent" for h in heads if h.kind == "grouped" for g in h.groups
-    }
-    return sorted(
-        k for k in gold_keys(docs) if k.startswith(prefixes) and k not in known | absent
-    )
+    return sorted(k for k in gold_keys(docs) if k.startswith(prefixes) and k not in known)
 
 
 def predict_examples(
@@ -117,9 +99,11 @@ class ErrorRow:
 class HeadReport:
     """Everything the report shows about one head."""
 
-    head: HeadSpec
+    head: Head
     n: int
     scores: dict[str, Any]
+    #: docs that annotate the head only with labels the model lacks: left out of its metrics
+    n_unscored: int = 0
     bins: ReliabilityBins | None = None
     confusion_labels: list[str] = field(default_factory=list)
     confusion: np.ndarray | None = None
@@ -128,6 +112,8 @@ class HeadReport:
     errors: list[ErrorRow] = field(default_factory=list)
     figures: dict[str, Path] = field(default_factory=dict)
     errors_path: Path | None = None
+    #: errors explained on the explanations page (0: no page)
+    n_explained: int = 0
 
     @property
     def ece(self) -> float | None:
@@ -138,7 +124,7 @@ class HeadReport:
 
 
 def most_confident_errors(
-    head: HeadSpec, texts: Sequence[str], gold: np.ndarray, pred: np.ndarray, n: int
+    head: Head, texts: Sequence[str], gold: np.ndarray, pred: np.ndarray, n: int
 ) -> list[ErrorRow]:
     """The ``n`` wrong decisions with the highest confidence in the wrong answer.
 
@@ -147,68 +133,15 @@ def most_confident_errors(
     positive and 1 - p for a false negative; grouped: (doc, group) whose top class (``absent``
     included) is wrong, confidence = its probability.
     """
-    rows: list[ErrorRow] = []
-    if head.kind == "exclusive":
-        chosen, truth = pred.argmax(axis=1), gold.argmax(axis=1)
-        for i in np.flatnonzero(chosen != truth):
-            rows.append(ErrorRow(texts[i], head.labels[truth[i]], head.labels[chosen[i]],
-                                 float(pred[i, chosen[i]])))
-    elif head.kind == "multilabel":
-        decided, truth = multilabel_predictions(head, pred), (gold >= 0.5).astype("i")
-        for i, j in zip(*np.nonzero(decided != truth), strict=True):
-            p = float(pred[i, j])
-            confidence = p if decided[i, j] else 1.0 - p
-            rows.append(ErrorRow(texts[i], str(truth[i, j]), str(decided[i, j]), confidence,
-                                 head.labels[j]))
-    else:
-        n_pol = len(head.polarities)
-        values = pred.reshape(len(pred), -1, n_pol)
-        chosen, truth = grouped_decisions(head, pred), grouped_decisions(head, gold)
-        for i, g in zip(*np.nonzero(chosen != truth), strict=True):
-            rows.append(ErrorRow(texts[i], head.polarities[truth[i, g]],
-                                 head.polarities[chosen[i, g]], float(values[i, g, chosen[i, g]]),
-                                 head.groups[g]))
+    rows = [ErrorRow(texts[i], gold_value, predicted, confidence, item)
+            for i, item, gold_value, predicted, confidence in head.errors(gold, pred)]
     rows.sort(key=lambda row: -row.confidence)
     return rows[:n]
 
 
-def confusion(head: HeadSpec, gold: np.ndarray, pred: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """exclusive: labels x labels; grouped: polarities (``absent`` first), pooled over groups;
-    multilabel: per label the counts TP, FN, FP, TN."""
-    if head.kind == "exclusive":
-        labels = list(range(len(head.labels)))
-        return list(head.labels), confusion_matrix(gold.argmax(1), pred.argmax(1), labels=labels)
-    if head.kind == "grouped":
-        truth, chosen = grouped_decisions(head, gold), grouped_decisions(head, pred)
-        labels = list(range(len(head.polarities)))
-        return head.polarities, confusion_matrix(truth.ravel(), chosen.ravel(), labels=labels)
-    truth, decided = (gold >= 0.5).astype("i"), multilabel_predictions(head, pred)
-    mcm = multilabel_confusion_matrix(truth, decided, labels=list(range(len(head.labels))))
-    # sklearn: [[TN, FP], [FN, TP]] per label
-    counts = np.stack([mcm[:, 1, 1], mcm[:, 1, 0], mcm[:, 0, 1], mcm[:, 0, 0]], axis=1)
-    return list(head.labels), counts
-
-
-def label_support(head: HeadSpec, gold: np.ndarray) -> dict[str, int]:
-    """Gold positives per label (grouped: per ``group/polarity``)."""
-    if head.kind == "exclusive":
-        counts = np.bincount(gold.argmax(axis=1), minlength=len(head.labels))
-        return dict(zip(head.labels, counts.tolist(), strict=True))
-    if head.kind == "multilabel":
-        positives = (gold >= 0.5).sum(axis=0).astype(int).tolist()
-        return dict(zip(head.labels, positives, strict=True))
-    truth = grouped_decisions(head, gold)
-    return {
-        f"{g}/{p}": int((truth[:, gi] == pi).sum())
-        for gi, g in enumerate(head.groups)
-        for pi, p in enumerate(head.polarities)
-        if pi > 0
-    }
-
-
-def group_rows(head: HeadSpec, gold: np.ndarray, pred: np.ndarray) -> list[dict[str, Any]]:
+def group_rows(head: GroupedHead, gold: np.ndarray, pred: np.ndarray) -> list[dict[str, Any]]:
     """Per group of a grouped head: gold/predicted presence, detection F1, polarity accuracy."""
-    truth, chosen = grouped_decisions(head, gold), grouped_decisions(head, pred)
+    truth, chosen = head.winners(gold), head.winners(pred)
     n_pol = len(head.polarities)
     polarity = pred.reshape(len(pred), -1, n_pol)[:, :, 1:].argmax(axis=2) + 1
     rows = []
@@ -229,26 +162,27 @@ def group_rows(head: HeadSpec, gold: np.ndarray, pred: np.ndarray) -> list[dict[
 
 def analyse_head(
     examples: Sequence[Example],
-    head: HeadSpec,
+    head: Head,
     scores: dict[str, Any],
     *,
     n_errors: int = 50,
     n_bins: int = DEFAULT_BINS,
 ) -> HeadReport:
     """Confusion, calibration, support and top errors of one head."""
-    annotated = [eg for eg in examples if head.is_annotated(eg.reference.cats)]
+    annotated = [eg for eg in examples if head.has_known_gold(eg.reference.cats)]
+    unscored = sum(head.is_annotated(eg.reference.cats) for eg in examples) - len(annotated)
     prefix = f"{PREFIX}{head.name}_"
     own = {k: v for k, v in scores.items() if k.startswith(prefix)}
-    report = HeadReport(head=head, n=len(annotated), scores=own)
+    report = HeadReport(head=head, n=len(annotated), scores=own, n_unscored=unscored)
     if not annotated:
         return report
     gold, pred = head_arrays(annotated, head)
     texts = [eg.reference.text for eg in annotated]
     report.bins = reliability_bins(*calibration_pairs(head, gold, pred), n_bins=n_bins)
-    report.confusion_labels, report.confusion = confusion(head, gold, pred)
-    report.support = label_support(head, gold)
+    report.confusion_labels, report.confusion = head.confusion(gold, pred)
+    report.support = head.support(gold)
     report.errors = most_confident_errors(head, texts, gold, pred, n_errors)
-    if head.kind == "grouped":
+    if isinstance(head, GroupedHead):
         report.groups = group_rows(head, gold, pred)
     return report
 
@@ -264,7 +198,7 @@ class Report:
 
 
 def write_errors_csv(report: HeadReport, path: Path) -> Path:
-    item = {"multilabel": "label", "grouped": "group"}.get(report.head.kind)
+    item = report.head.item_name
     header = ["text", *([item] if item else []), "gold", "predicted", "confidence"]
     with Path(path).open("w", encoding="utf8", newline="") as file:
         writer = csv.writer(file)
@@ -281,12 +215,12 @@ def draw_head_figures(report: HeadReport, output_dir: Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
     if report.confusion is not None:
         path = output_dir / f"{name}_confusion.png"
-        if head.kind == "multilabel":
+        if isinstance(head, MultilabelHead):
             out["confusion"] = figures.outcome_figure(
                 report.confusion_labels, report.confusion,
                 f"{name}: per-label outcomes (at thresholds)", path)
         else:
-            pooled = " (pooled over groups)" if head.kind == "grouped" else ""
+            pooled = " (pooled over groups)" if head.has_groups else ""
             out["confusion"] = figures.confusion_figure(
                 report.confusion, report.confusion_labels, f"{name}: confusion matrix{pooled}",
                 path)
@@ -295,7 +229,7 @@ def draw_head_figures(report: HeadReport, output_dir: Path) -> dict[str, Path]:
         out["f1"] = figures.f1_bar_figure(per_type, report.support,
                                           f"{name}: per-label F1", output_dir / f"{name}_f1.png")
     if report.bins is not None:
-        outcome = "positive rate" if head.kind == "multilabel" else "accuracy"
+        outcome = head.calibration_outcome
         out["reliability"] = figures.reliability_figure(
             report.bins, f"{name}: reliability", output_dir / f"{name}_reliability.png",
             outcome_name=outcome)
@@ -308,27 +242,114 @@ def metrics_dict(
     """The content of metrics.json."""
     heads = {}
     for rep in reports:
-        entry: dict[str, Any] = {"kind": rep.head.kind, "n": rep.n, "ece": rep.ece,
+        entry: dict[str, Any] = {"kind": rep.head.kind, "n": rep.n,
+                                 "n_unscored": rep.n_unscored, "ece": rep.ece,
                                  "n_bins": len(rep.bins.counts) if rep.bins else None}
-        if rep.head.kind == "multilabel":
+        if rep.head.has_thresholds:
             entry["thresholds"] = {lab: rep.head.label_threshold(lab) for lab in rep.head.labels}
         heads[rep.head.name] = entry
     return {**meta, "scores": scores, "heads": heads}
 
 
+# --- model name and paths (the report's header) ----------------------------------------------
+PLACEHOLDER_NAME = "pipeline"  # spaCy's default meta name, what `spacy train` writes
+PLACEHOLDER_VERSION = "0.0.0"
+
+
+def shown_path(path: str | Path, cwd: str | Path | None = None) -> str:
+    """``path`` relative to the working directory ``cwd`` when it lies inside it, else as
+    given: no machine-specific prefix (``/home/me/project/``) in reports that get committed.
+    A package name (``en_senti_minilm``) comes back unchanged."""
+    text = str(path)
+    if not text:
+        return text
+    base = Path(cwd if cwd is not None else Path.cwd())
+    target = Path(text).expanduser()
+    for root, full in ((Path(os.path.abspath(base)), Path(os.path.abspath(base / target))),
+                       (base.resolve(), (base / target).resolve())):  # symlinked roots
+        if full.is_relative_to(root):
+            return full.relative_to(root).as_posix()
+    return text
+
+
+def is_placeholder_name(name: str | None) -> bool:
+    """True for no name or spaCy's placeholder, bare or with a language prefix
+    (``pipeline``, ``en_pipeline``)."""
+    name = (name or "").strip()
+    prefix, _, rest = name.partition("_")
+    return name in ("", PLACEHOLDER_NAME) or (
+        rest == PLACEHOLDER_NAME and prefix.isalpha() and len(prefix) <= 3)
+
+
+def model_entry(
+    meta: dict[str, Any] | None = None, source: str | Path = "", *, name: str = "",
+    version: str = "", cwd: str | Path | None = None,
+) -> dict[str, Any]:
+    """metrics.json's ``model``: ``{lang}_{name}`` and version from the pipeline's meta (or
+    ``name`` / ``version``), and ``source`` as ``shown_path`` shows it.
+
+    A pipeline with spaCy's placeholder meta (name ``pipeline``, version ``0.0.0``, what
+    ``spacy train`` writes) has no name: it is named by its source instead, ``named`` is
+    False, and the meta's values are kept apart in ``meta_name`` / ``meta_version``.
+    """
+    raw_name = name.split("_", 1)[-1] if is_placeholder_name(name) else name
+    if meta is not None:
+        raw_name, version = str(meta.get("name") or ""), str(meta.get("version") or "")
+        lang = str(meta.get("lang") or "")
+        name = f"{lang}_{raw_name}" if lang and raw_name else raw_name
+    shown = shown_path(source, cwd)
+    if not is_placeholder_name(name):
+        return {"name": name, "version": version, "source": shown, "named": True}
+    return {"name": shown or "unnamed pipeline", "version": "", "source": shown,
+            "named": False, "meta_name": raw_name, "meta_version": version}
+
+
+def header_lines(metrics: dict[str, Any]) -> list[str]:
+    """report.md's title and model / data / overall lines (the part before the tables)."""
+    model = metrics["model"]
+    source = model.get("source") or ""
+    if model.get("named", not is_placeholder_name(model.get("name"))):
+        title = f"{model['name']} {model['version']}".strip()
+        about = (f"- model: `{model['name']}` version {model['version'] or '–'}"
+                 + (f", loaded from `{source}`" if source else ""))
+    else:
+        title = source or "unnamed pipeline"
+        meta = (f"meta name {model.get('meta_name', PLACEHOLDER_NAME)!r}, version "
+                f"{model.get('meta_version') or PLACEHOLDER_VERSION}")
+        about = (f"- model: {f'`{source}`' if source else 'a pipeline'} (unnamed pipeline: "
+                 f"{meta}, spaCy's placeholders as `spacy train` writes them; "
+                 "`scripts/package_meta.py` sets a name)")
+    scores = metrics["scores"]
+    return [f"# Evaluation report: {title}", "", about,
+            f"- data: `{metrics['data']}` ({metrics['n_docs']} docs)",
+            f"- overall: macro-F1 {_fmt(scores.get(PREFIX + 'macro_f'))}, "
+            f"micro-F1 {_fmt(scores.get(PREFIX + 'micro_f'))}, "
+            f"accuracy {_fmt(scores.get(PREFIX + 'acc'))} (means over heads)", ""]
+
+
 def write_report(
     examples: Sequence[Example],
-    heads: Sequence[HeadSpec],
+    heads: Sequence[Head],
     output_dir: Path,
     *,
-    model_name: str = "pipeline",
+    model_meta: dict[str, Any] | None = None,
+    model_name: str = "",
     model_version: str = "",
     model_source: str = "",
     data_path: str = "",
     n_errors: int = 50,
     n_bins: int = DEFAULT_BINS,
+    explain_nlp: Language | None = None,
+    n_explained: int = N_EXPLAINED,
 ) -> Report:
-    """Score ``examples`` and write metrics.json, PNGs, errors_<head>.csv and report.md."""
+    """Score ``examples`` and write metrics.json, PNGs, errors_<head>.csv and report.md.
+
+    The model is named by ``model_meta`` (``nlp.meta``; else ``model_name`` /
+    ``model_version``), see ``model_entry``; ``model_source`` and ``data_path`` are shown
+    relative to the working directory when inside it. With ``explain_nlp`` (the evaluated
+    pipeline), the ``n_explained`` most confident errors of each head are explained on
+    explanations.html (see ``write_explanations``).
+    """
     examples = list(examples)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -341,9 +362,14 @@ def write_report(
         rep.figures = draw_head_figures(rep, output_dir)
         rep.errors_path = write_errors_csv(rep, output_dir / f"errors_{rep.head.name}.csv")
         files.extend([*rep.figures.values(), rep.errors_path])
+    if explain_nlp is not None and n_explained > 0:
+        page = write_explanations(explain_nlp, reports, output_dir / EXPLANATIONS_FILE,
+                                  n_explained)
+        files.extend([page] if page is not None else [])
     meta = {
-        "model": {"name": model_name, "version": model_version, "source": model_source},
-        "data": str(data_path),
+        "model": model_entry(model_meta, model_source, name=model_name,
+                             version=model_version),
+        "data": shown_path(data_path),
         "n_docs": len(examples),
         "unknown_gold_keys": unknown_gold_keys((eg.reference for eg in examples), heads),
     }
@@ -352,6 +378,71 @@ def write_report(
     (output_dir / "report.md").write_text(render_report(metrics, reports), encoding="utf8")
     files[:0] = [output_dir / "metrics.json", output_dir / "report.md"]
     return Report(metrics=metrics, heads=reports, files=files)
+
+
+def error_label(head: Head, error: ErrorRow) -> str | None:
+    """The label whose probability made ``error`` (exclusive: the predicted label;
+    multilabel: the label; grouped: ``group/predicted polarity``)."""
+    keys = set(head.keys())
+    for label in (f"{error.item}{SEP}{error.predicted}", error.item, error.predicted):
+        if label and f"{head.name}{SEP}{label}" in keys:
+            return label
+    return None
+
+
+def write_explanations(nlp: Language, reports: Sequence[HeadReport], path: Path,
+                       n: int = N_EXPLAINED) -> Path | None:
+    """explanations.html: the ``n`` most confident errors of each head with their gradient x
+    input attributions (spacy_senti.explain), one section per head.
+
+    Cheap: one forward and one backward pass per error. Returns None, writing nothing, when
+    the pipeline cannot be explained (no transformer, or Captum not installed) or no head
+    has errors; ``n_explained`` of each head's report is set otherwise.
+    """
+    from html import escape
+
+    from ..errors import SentiError
+    from ..explain import Explainer, render_explanation
+    from ..util import find_textcat
+
+    heads = [rep.head for rep in reports]
+    try:
+        name = find_textcat(nlp, None, head=heads[0].name).name if heads else None
+        explainer = Explainer(nlp, name)
+    except SentiError:
+        return None
+    sections = []
+    for rep in reports:
+        items = []
+        for error in rep.errors[:n]:
+            label = error_label(rep.head, error)
+            if label is None:
+                continue
+            doc = nlp(error.text)
+            entry = explainer.explain(doc, head=rep.head.name, label=label, method="grad")
+            if entry is None:
+                continue
+            about = (f"gold {escape(error.gold)}, predicted {escape(error.predicted)}"
+                     + (f" ({escape(rep.head.item_name)} {escape(error.item)})"
+                        if error.item else "") + f", confidence {error.confidence:.3f}")
+            items.append(f"<li><p>{about}</p>{render_explanation(doc, jupyter=False)}</li>")
+        rep.n_explained = len(items)
+        if items:
+            sections.append(f'<h2 id="{escape(rep.head.name)}">Head {escape(rep.head.name)}'
+                            f'</h2><ol>{"".join(items)}</ol>')
+    if not sections:
+        return None
+    page = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        "<title>Most confident errors, explained</title></head>"
+        '<body style="font-family: sans-serif; max-width: 60em; margin: auto">'
+        "<h1>Most confident errors, explained</h1><p>Gradient x input attributions of the "
+        "predicted label (spacy_senti.explain): green tokens raised its probability, red "
+        "ones lowered it. Lexicon valences are shown when the pipeline has senti_lexicon."
+        f"</p>{''.join(sections)}</body></html>"
+    )
+    Path(path).write_text(page, encoding="utf8")
+    return Path(path)
 
 
 # --- markdown --------------------------------------------------------------------------------
@@ -395,8 +486,13 @@ def _summary_section(reports: Sequence[HeadReport]) -> list[str]:
 def _head_section(rep: HeadReport) -> list[str]:
     head = rep.head
     lines = [f"## Head `{head.name}` ({head.kind})", ""]
+    if rep.n_unscored:
+        lines += [f"**{rep.n_unscored} documents left out:** their gold labels for this head "
+                  "are ones the model does not predict (listed in the warning above), so they "
+                  "are not scored.", ""]
     if rep.n == 0:
-        return [*lines, "No document in the data annotates this head.", ""]
+        return [*lines, "No document in the data annotates this head with labels the model "
+                "knows.", ""]
     lines += [f"{rep.n} annotated documents. accuracy {_fmt(rep.score('acc'))}, "
               f"macro-F1 {_fmt(rep.score('macro_f'))}, micro-F1 {_fmt(rep.score('micro_f'))}, "
               f"ECE {_fmt(rep.ece)}.", ""]
@@ -404,11 +500,11 @@ def _head_section(rep: HeadReport) -> list[str]:
     rows = [(lab, s["p"], s["r"], s["f"], rep.support.get(lab, 0)) for lab, s in per_type.items()]
     lines += ["### Per-label scores", "",
               md_table(["label", "precision", "recall", "F1", "support"], rows), ""]
-    if head.kind == "multilabel":
+    if head.has_thresholds:
         rows = [(lab, head.label_threshold(lab), "tuned" if lab in head.thresholds else "default")
                 for lab in head.labels]
         lines += ["### Thresholds used", "", md_table(["label", "threshold", "source"], rows), ""]
-    if head.kind == "grouped":
+    if rep.groups:
         rows = [(g["group"], g["gold_present"], g["predicted_present"], g["detect_f"],
                  g["polarity_acc"]) for g in rep.groups]
         lines += ["### Per group", "",
@@ -430,27 +526,24 @@ def _errors_section(rep: HeadReport) -> list[str]:
     lines = ["### Most confident errors", ""]
     if not rep.errors:
         return [*lines, "No errors.", ""]
-    item = {"multilabel": "label", "grouped": "group"}.get(rep.head.kind)
+    item = rep.head.item_name
     header = ["text", *([item] if item else []), "gold", "predicted", "confidence"]
     rows = [(e.text, *([e.item] if item else []), e.gold, e.predicted, e.confidence)
             for e in rep.errors[:MARKDOWN_ERRORS]]
     shown = min(len(rep.errors), MARKDOWN_ERRORS)
     csv_name = rep.errors_path.name if rep.errors_path else f"errors_{rep.head.name}.csv"
-    return [*lines, f"The {shown} most confident of {len(rep.errors)} listed in "
-            f"[{csv_name}]({csv_name}).", "", md_table(header, rows), ""]
+    lines += [f"The {shown} most confident of {len(rep.errors)} listed in "
+              f"[{csv_name}]({csv_name}).", ""]
+    if rep.n_explained:
+        link = f"{EXPLANATIONS_FILE}#{rep.head.name}"
+        lines += [f"Token attributions of the {rep.n_explained} most confident: "
+                  f"[{EXPLANATIONS_FILE}]({link}).", ""]
+    return [*lines, md_table(header, rows), ""]
 
 
 def render_report(metrics: dict[str, Any], reports: Sequence[HeadReport]) -> str:
     """report.md: title, summary table, then one section per head."""
-    model = metrics["model"]
-    name = f"{model['name']} {model['version']}".strip()
-    lines = [f"# Evaluation report: {name}", "",
-             f"- model: `{model['name']}` version {model['version'] or '–'}"
-             + (f", loaded from `{model['source']}`" if model.get("source") else ""),
-             f"- data: `{metrics['data']}` ({metrics['n_docs']} docs)",
-             f"- overall: macro-F1 {_fmt(metrics['scores'].get(PREFIX + 'macro_f'))}, "
-             f"micro-F1 {_fmt(metrics['scores'].get(PREFIX + 'micro_f'))}, "
-             f"accuracy {_fmt(metrics['scores'].get(PREFIX + 'acc'))} (means over heads)", ""]
+    lines = header_lines(metrics)
     if metrics.get("unknown_gold_keys"):
         keys = ", ".join(f"`{k}`" for k in metrics["unknown_gold_keys"][:20])
         lines += [f"**Warning:** gold keys the model does not predict (not scored): {keys}", ""]

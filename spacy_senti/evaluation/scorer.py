@@ -1,6 +1,6 @@
 """Scorer ``spacy_senti.scorer.v1``: per-head metrics for ``spacy train`` / ``spacy evaluate``.
 
-Keys (``H`` = head name; prefix ``senti_``):
+Keys (``H`` = head name; prefix ``senti_``), computed by each head's ``score``:
 
 * ``senti_H_acc``: exclusive: accuracy; multilabel: exact-match (subset) accuracy; grouped:
   polarity accuracy on the groups present in the gold data (SemEval-2014 subtask 4 style).
@@ -13,6 +13,18 @@ Keys (``H`` = head name; prefix ``senti_``):
 * ``senti_macro_f``, ``senti_micro_f``, ``senti_acc``: means over the heads that have gold
   annotations in the examples; ``senti_macro_f`` is what the default score weights optimise.
 
+spaCy's textcat keys, so ``python -m spacy evaluate`` prints a TEXTCAT line and per-label
+tables (labels are ``"H/label"``, grouped ``"H/group/polarity"``):
+
+* ``cats_score`` = ``senti_macro_f``, described by ``cats_score_desc``;
+* ``cats_macro_p/r/f``: means over the heads of their macro P/R/F;
+* ``cats_micro_p/r/f``: from the true/false positives and false negatives of every label of
+  every head (each over the docs annotating that head);
+* ``cats_f_per_type``: the heads' per-label P/R/F;
+* ``cats_auc_per_type``: ROC AUC of each label's probability against its gold decision
+  (None when the gold data holds only one class of it); ``cats_macro_auc``: their mean over
+  the labels that have one.
+
 Only examples whose reference annotates a head count for that head. The maths is
 scikit-learn's.
 """
@@ -23,23 +35,25 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 from spacy.training import Example
 from spacy.util import registry
 
-from ..schema import HeadSpec
+from ..heads import SEP, Head
 
 PREFIX = "senti_"
+CATS_SCORE_DESC = "macro F (senti heads)"
 
 
-def head_arrays(examples: Iterable[Example], head: HeadSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Gold and predicted values, shape (n, head.n_outputs), for examples annotating ``head``.
+def head_arrays(examples: Iterable[Example], head: Head) -> tuple[np.ndarray, np.ndarray]:
+    """Gold and predicted values, shape (n, head.n_outputs), for examples whose gold labels
+    this head knows (``head.has_known_gold``): a doc annotated only with labels the model
+    lacks is left out, not scored against an invented label.
 
     Predictions missing from ``doc.cats`` (e.g. empty docs) count as 0.0.
     """
     gold_rows, pred_rows = [], []
     for eg in examples:
-        if not head.is_annotated(eg.reference.cats):
+        if not head.has_known_gold(eg.reference.cats):
             continue
         gold_rows.append(head.gold_row(eg.reference.cats))
         pred_rows.append([float(eg.predicted.cats.get(k, 0.0)) for k in head.keys()])
@@ -49,119 +63,74 @@ def head_arrays(examples: Iterable[Example], head: HeadSpec) -> tuple[np.ndarray
     return gold, pred
 
 
-def _prf(y_true, y_pred, labels: Sequence[Any], average: str | None):
-    return precision_recall_fscore_support(
-        y_true, y_pred, labels=list(labels), average=average, zero_division=0
-    )
+def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
-def _per_type(names: Sequence[str], p, r, f) -> dict[str, dict[str, float]]:
+def _auc_per_label(head: Head, gold: np.ndarray, pred: np.ndarray) -> dict[str, float | None]:
+    from sklearn.metrics import roc_auc_score
+
+    truth, probs = head.truth(gold), head.label_probs(pred)
     return {
-        name: {"p": float(p[i]), "r": float(r[i]), "f": float(f[i])} for i, name in enumerate(names)
+        f"{head.name}{SEP}{name}": float(roc_auc_score(truth[:, j], probs[:, j]))
+        if 0 < truth[:, j].sum() < len(truth) else None
+        for j, name in enumerate(head.label_names)
     }
 
 
-def _active_labels(y_true, y_pred, labels) -> list[int]:
-    """Labels that occur in the gold data or the predictions (macro averages use these)."""
-    if np.ndim(y_true) == 1:
-        seen = set(np.unique(y_true)) | set(np.unique(y_pred))
-        active = [lab for lab in labels if lab in seen]
-    else:
-        present = (np.asarray(y_true).sum(axis=0) + np.asarray(y_pred).sum(axis=0)) > 0
-        active = [lab for lab in labels if present[lab]]
-    return active or list(labels)
+def cats_scores(heads: Sequence[Head], arrays: dict[str, tuple[np.ndarray, np.ndarray]],
+                scores: dict[str, Any]) -> dict[str, Any]:
+    """spaCy's ``cats_*`` keys from the heads' arrays and their ``senti_*`` scores."""
+    counts = np.zeros(3, dtype=int)  # tp, fp, fn
+    macro: list[tuple[float, float, float]] = []
+    per_type: dict[str, dict[str, float]] = {}
+    auc: dict[str, float | None] = {}
+    for head in heads:
+        gold, pred = arrays[head.name]
+        if not len(gold):
+            continue
+        truth, decided = head.truth(gold).astype(bool), head.decide(pred).astype(bool)
+        counts += [(truth & decided).sum(), (~truth & decided).sum(), (truth & ~decided).sum()]
+        prefix = f"{PREFIX}{head.name}_"
+        macro.append(tuple(scores[f"{prefix}macro_{x}"] for x in "prf"))  # type: ignore[arg-type]
+        for label, prf in scores[f"{prefix}f_per_type"].items():
+            per_type[f"{head.name}{SEP}{label}"] = dict(prf)
+        auc.update(_auc_per_label(head, gold, pred))
+    out: dict[str, Any] = {"cats_score": scores[PREFIX + "macro_f"],
+                           "cats_score_desc": CATS_SCORE_DESC}
+    micro = _prf(*counts.tolist()) if macro else (None, None, None)
+    means = np.mean(macro, axis=0).tolist() if macro else [None, None, None]
+    for i, x in enumerate("prf"):
+        out[f"cats_micro_{x}"] = micro[i]
+        out[f"cats_macro_{x}"] = means[i]
+    defined = [v for v in auc.values() if v is not None]
+    out["cats_macro_auc"] = float(np.mean(defined)) if defined else None
+    out["cats_f_per_type"] = per_type
+    out["cats_auc_per_type"] = auc
+    return out
 
 
-def _summary(prefix: str, y_true, y_pred, labels, names) -> dict[str, Any]:
-    scores: dict[str, Any] = {}
-    active = _active_labels(y_true, y_pred, labels)
-    for avg in ("macro", "micro"):
-        p, r, f, _ = _prf(y_true, y_pred, active, avg)
-        scores[f"{prefix}_{avg}_p"] = float(p)
-        scores[f"{prefix}_{avg}_r"] = float(r)
-        scores[f"{prefix}_{avg}_f"] = float(f)
-    p, r, f, _ = _prf(y_true, y_pred, labels, None)
-    scores[f"{prefix}_f_per_type"] = _per_type(names, p, r, f)
-    return scores
-
-
-def score_exclusive(head: HeadSpec, gold: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
-    prefix = PREFIX + head.name
-    y_true, y_pred = gold.argmax(axis=1), pred.argmax(axis=1)
-    labels = range(len(head.labels))
-    scores = {f"{prefix}_acc": float(accuracy_score(y_true, y_pred))}
-    scores.update(_summary(prefix, y_true, y_pred, labels, head.labels))
-    return scores
-
-
-def multilabel_predictions(head: HeadSpec, pred: np.ndarray) -> np.ndarray:
-    """Binary decisions of a multilabel head with its per-label thresholds."""
-    thresholds = np.asarray([head.label_threshold(lab) for lab in head.labels], dtype="f")
-    return (pred >= thresholds[None, :]).astype("i")
-
-
-def score_multilabel(head: HeadSpec, gold: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
-    prefix = PREFIX + head.name
-    y_true = (gold >= 0.5).astype("i")
-    y_pred = multilabel_predictions(head, pred)
-    labels = range(len(head.labels))
-    scores = {f"{prefix}_acc": float(accuracy_score(y_true, y_pred))}
-    scores.update(_summary(prefix, y_true, y_pred, labels, head.labels))
-    return scores
-
-
-def grouped_decisions(head: HeadSpec, values: np.ndarray) -> np.ndarray:
-    """Index of the winning class (0 = absent) per group: shape (n, n_groups)."""
-    n_pol = len(head.polarities)
-    return values.reshape(len(values), len(head.groups), n_pol).argmax(axis=2)
-
-
-def score_grouped(head: HeadSpec, gold: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
-    prefix = PREFIX + head.name
-    n, n_groups, n_pol = len(gold), len(head.groups), len(head.polarities)
-    true_cls, pred_cls = grouped_decisions(head, gold), grouped_decisions(head, pred)
-    # Joint (group, polarity) indicators, absent excluded.
-    pair_names = [f"{g}/{p}" for g in head.groups for p in head.labels]
-    eye = np.eye(n_pol, dtype="i")[:, 1:]
-    y_true = eye[true_cls].reshape(n, -1)
-    y_pred = eye[pred_cls].reshape(n, -1)
-    scores = _summary(prefix, y_true, y_pred, range(len(pair_names)), pair_names)
-    # Category detection.
-    det_true, det_pred = (true_cls > 0).astype("i"), (pred_cls > 0).astype("i")
-    for avg in ("micro", "macro"):
-        p, r, f, _ = _prf(det_true, det_pred, range(n_groups), avg)
-        scores[f"{prefix}_detect_{avg}_p"] = float(p)
-        scores[f"{prefix}_detect_{avg}_r"] = float(r)
-        scores[f"{prefix}_detect_{avg}_f"] = float(f)
-    # Polarity of the gold-present groups, absent excluded from the prediction.
-    pol_pred = pred.reshape(n, n_groups, n_pol)[:, :, 1:].argmax(axis=2) + 1
-    present = true_cls > 0
-    scores[f"{prefix}_acc"] = (
-        float((pol_pred[present] == true_cls[present]).mean()) if present.any() else 0.0
-    )
-    return scores
-
-
-SCORERS = {"exclusive": score_exclusive, "multilabel": score_multilabel, "grouped": score_grouped}
-
-
-def score_heads(examples: Iterable[Example], heads: Sequence[HeadSpec]) -> dict[str, Any]:
-    """All metrics of all heads, plus the means used as training objective."""
+def score_heads(examples: Iterable[Example], heads: Sequence[Head]) -> dict[str, Any]:
+    """All metrics of all heads, the means used as training objective and spaCy's ``cats_*``."""
     examples = list(examples)
     scores: dict[str, Any] = {}
     summary: dict[str, list[float]] = {"macro_f": [], "micro_f": [], "acc": []}
+    arrays = {head.name: head_arrays(examples, head) for head in heads}
     for head in heads:
-        gold, pred = head_arrays(examples, head)
+        gold, pred = arrays[head.name]
         prefix = PREFIX + head.name
         if len(gold) == 0:
             for key in ("acc", "macro_f", "micro_f"):
                 scores[f"{prefix}_{key}"] = None
             continue
-        scores.update(SCORERS[head.kind](head, gold, pred))
+        scores.update({f"{prefix}_{key}": value for key, value in head.score(gold, pred).items()})
         for key in summary:
             summary[key].append(scores[f"{prefix}_{key}"])
     for key, values in summary.items():
         scores[PREFIX + key] = float(np.mean(values)) if values else None
+    scores.update(cats_scores(heads, arrays, scores))
     return scores
 
 

@@ -19,8 +19,10 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from ..schema import HeadSpec
-from .report import check_gold, find_component, predict_examples
+from ..errors import InputError
+from ..heads import Head
+from ..util import find_textcat
+from .report import check_gold, predict_examples
 from .scorer import head_arrays
 
 DEFAULT_GRID = "0.05:0.95:0.01"
@@ -39,13 +41,13 @@ def parse_grid(spec: str) -> np.ndarray:
         else:
             values = np.asarray([float(x) for x in text.split(",") if x.strip()])
     except ValueError:
-        raise ValueError(
+        raise InputError(
             f"Invalid threshold grid {spec!r}: use 'start:stop:step' (e.g. {DEFAULT_GRID}) "
             "or a comma-separated list such as '0.3,0.5,0.7'."
         ) from None
     values = np.unique(np.round(values, 6))
     if not len(values) or values.min() <= 0.0 or values.max() > 1.0:
-        raise ValueError(f"Threshold grid {spec!r} must hold values in (0, 1].")
+        raise InputError(f"Threshold grid {spec!r} must hold values in (0, 1].")
     return values
 
 
@@ -53,7 +55,7 @@ def parse_metric(metric: str) -> float:
     """The beta of an F-score name: ``f1`` -> 1.0, ``f0.5`` -> 0.5, ``f2`` -> 2.0."""
     match = re.fullmatch(r"f(\d+(?:\.\d+)?)", metric.strip().lower())
     if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"Unknown metric {metric!r}: use an F-score such as f1, f0.5 or f2.")
+        raise InputError(f"Unknown metric {metric!r}: use an F-score such as f1, f0.5 or f2.")
     return float(match.group(1))
 
 
@@ -61,7 +63,7 @@ def f_scores(y_true: np.ndarray, probs: np.ndarray, thresholds: np.ndarray,
              beta: float = 1.0) -> np.ndarray:
     """F-beta of ``probs >= t`` against binary ``y_true`` for every ``t`` (0 when undefined).
 
-    Compared in float32, like the scorer's ``multilabel_predictions``.
+    Compared in float32, like ``MultilabelHead.decide``.
     """
     y_true = np.asarray(y_true).astype(bool).ravel()
     probs = np.asarray(probs, dtype="f4").ravel()
@@ -152,13 +154,13 @@ def _n_predicted(probs: np.ndarray, threshold: float) -> int:
     return int((np.asarray(probs, dtype="f4") >= np.float32(threshold)).sum())
 
 
-def tune_head(head: HeadSpec, gold: np.ndarray, probs: np.ndarray, grid: Sequence[float],
+def tune_head(head: Head, gold: np.ndarray, probs: np.ndarray, grid: Sequence[float],
               metric: str = "f1") -> HeadTuning:
     """Best thresholds of a multilabel head from gold (n, labels) and probabilities (n, labels).
 
     The label's current threshold is a candidate too, so no label's dev score decreases.
     """
-    if head.kind != "multilabel":
+    if not head.has_thresholds:
         raise ValueError(f"Head '{head.name}' is {head.kind}: only multilabel heads are tuned.")
     beta = parse_metric(metric)
     truth = np.asarray(gold) >= 0.5
@@ -201,10 +203,10 @@ def tune_thresholds(
     component (save the pipeline with ``nlp.to_disk`` to keep them). Returns
     ``{head name: HeadTuning}``; heads without gold annotations in the data are left out.
     """
-    pipe = find_component(nlp, component)
+    pipe = find_textcat(nlp, component)
     values = parse_grid(grid) if isinstance(grid, str) else np.asarray(grid, dtype="f8")
     parse_metric(metric)
-    multilabel = [h for h in pipe.heads if h.kind == "multilabel"]
+    multilabel = [h for h in pipe.heads if h.has_thresholds]
     if not multilabel:
         return {}
     examples = _as_examples(nlp, examples_or_docs, batch_size, progress)

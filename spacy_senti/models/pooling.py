@@ -23,18 +23,20 @@ from thinc.api import Model, ParametricAttention_v2, chain, reduce_first, reduce
 from thinc.types import Floats2d, Ragged
 from transformers.file_utils import ModelOutput
 
+from ..errors import ConfigError
+
 POOLINGS = ("mean", "cls", "attention")
 
 
-def build_pooling(pooling: str, width: int | None = None) -> Model[Ragged, Floats2d]:
+def build_pooling(pooling: str) -> Model[Ragged, Floats2d]:
     """A Thinc layer reducing each doc's rows (a Ragged) to one vector."""
     if pooling == "mean":
         return reduce_mean()
     if pooling == "cls":
         return reduce_first()
     if pooling == "attention":
-        return chain(ParametricAttention_v2(nO=width), reduce_sum())
-    raise ValueError(
+        return chain(ParametricAttention_v2(), reduce_sum())
+    raise ConfigError(
         f"Unknown pooling {pooling!r}: choose one of {', '.join(POOLINGS)} "
         "(spacy_senti.MultiHeadClassifier.v1 pooling = ...)."
     )

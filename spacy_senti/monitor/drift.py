@@ -24,7 +24,7 @@ import numpy as np
 from scipy.stats import ks_2samp
 from spacy.language import Language
 
-from ..schema import HeadSpec
+from ..heads import Head
 from .inputs import Predictions
 
 EPS = 1e-4
@@ -67,29 +67,16 @@ def categorical_psi(reference: Sequence[str], current: Sequence[str]) -> float:
 
 
 # --- per-head views ----------------------------------------------------------------------
-def confidence(head: HeadSpec, probs: np.ndarray) -> np.ndarray:
-    """Per doc: top probability (exclusive), mean max(p, 1-p) (multilabel), mean over groups
-    of the top polarity probability (grouped)."""
-    if head.kind == "exclusive":
-        return probs.max(axis=1)
-    if head.kind == "multilabel":
-        return np.maximum(probs, 1 - probs).mean(axis=1)
-    return probs.reshape(len(probs), len(head.groups), -1).max(axis=2).mean(axis=1)
+def confidence(head: Head, probs: np.ndarray) -> np.ndarray:
+    """Per doc: the mean over the head's distributions of their top probability (exclusive:
+    top probability; multilabel: mean max(p, 1-p); grouped: mean over groups)."""
+    return head.distributions(probs).max(axis=2).mean(axis=1)
 
 
-def predicted_labels(head: HeadSpec, probs: np.ndarray) -> list[str]:
-    """Predicted labels, one entry per decision (multilabel: per label over threshold,
-    ``(none)`` for docs without any; grouped: ``group/polarity`` of present groups)."""
-    if head.kind == "exclusive":
-        return [head.labels[i] for i in probs.argmax(axis=1)]
-    out: list[str] = []
-    for row in probs:
-        decoded = head.decode(row)
-        if head.kind == "multilabel":
-            out.extend(decoded["labels"] or ["(none)"])
-        else:
-            out.extend([f"{g}/{p}" for g, p in decoded["aspects"].items()] or ["(none)"])
-    return out
+def predicted_labels(head: Head, probs: np.ndarray) -> list[str]:
+    """Predicted labels, one entry per decision (multilabel: per label over threshold;
+    grouped: ``group/polarity`` of present groups; ``(none)`` for docs without any)."""
+    return [label for row in probs for label in head.predicted_labels(row) or ["(none)"]]
 
 
 # --- vocabulary shift --------------------------------------------------------------------
@@ -189,7 +176,7 @@ class DriftResult:
 
 def compute_drift(
     nlp: Language,
-    heads: Sequence[HeadSpec],
+    heads: Sequence[Head],
     reference: Predictions,
     current: Predictions,
     *,

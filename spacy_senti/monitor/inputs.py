@@ -1,112 +1,60 @@
-"""Reading raw texts (JSONL, CSV/TSV, TXT, .spacy) and running a pipeline over them.
+"""Reading raw texts (JSONL, CSV/TSV, TXT, Parquet, .spacy) and running a pipeline over them.
 
 Shared by ``spacy-senti drift`` and ``spacy-senti select``.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from spacy.language import Language
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from tqdm import tqdm
 
-from ..schema import HeadSpec
-
-TEXT_CANDIDATES = ("text", "sentence", "content", "tweet", "review", "body")
-
-
-class LoopInputError(ValueError):
-    """Bad input to drift / select / cv / distill; the message says what to fix."""
+from ..errors import InputError
+from ..heads import HeadSpec
+from ..util import (
+    FORMATS,
+    detect_format,
+    find_textcat,
+    pick_column,
+    read_columns,
+    read_docs,
+    read_rows,
+)
 
 
 def read_texts(path: Path | str, text_column: str | None = None, nlp: Language | None = None
                ) -> list[str]:
-    """Texts of a JSONL (text field), CSV/TSV (text column), TXT (one per line) or .spacy file.
+    """Texts of a JSONL (text field), CSV/TSV/Parquet (text column), TXT (one per line, also
+    a file without suffix) or .spacy file.
 
     ``text_column`` names the JSONL field / CSV column; by default the first of
-    :data:`TEXT_CANDIDATES` that exists. Empty texts are dropped.
+    :data:`spacy_senti.util.TEXT_COLUMNS` that exists. Empty texts are dropped; a line that
+    cannot be read raises :class:`InputError` naming the file and line.
     """
     path = Path(path).expanduser()
-    if not path.exists():
-        raise LoopInputError(f"File {str(path)!r} not found.")
-    suffix = path.suffix.lower()
-    if suffix == ".spacy":
-        from spacy.vocab import Vocab
-
-        vocab = nlp.vocab if nlp is not None else Vocab()
-        texts = [doc.text for doc in DocBin().from_disk(path).get_docs(vocab)]
-    elif suffix in (".jsonl", ".json", ".ndjson"):
-        texts = _read_jsonl(path, text_column)
-    elif suffix in (".csv", ".tsv"):
-        texts = _read_delimited(path, text_column, "\t" if suffix == ".tsv" else ",")
-    elif suffix in (".txt", ""):
-        texts = path.read_text(encoding="utf-8-sig").splitlines()
+    if path.suffix.lower() == ".spacy":
+        texts = [doc.text for doc in read_docs(path, nlp, what="File")]
     else:
-        raise LoopInputError(
-            f"{path}: unsupported extension {suffix!r}; use .jsonl, .csv, .tsv, .txt or .spacy."
-        )
+        fmt = detect_format(path, {**FORMATS, "": "txt"})
+        column = "text" if fmt == "txt" else pick_column(read_columns(path, fmt), text_column,
+                                                          path)
+        texts = []
+        for row in read_rows(path, fmt):
+            value = row.values.get(column)
+            if row.error:
+                raise InputError(f"{path}:{row.line}: {row.error}.")
+            if value is not None and not isinstance(value, str):
+                raise InputError(f"{path}:{row.line}: column {column!r} is not a string.")
+            texts.append(value or "")
     texts = [t.strip() for t in texts if t and t.strip()]
     if not texts:
-        raise LoopInputError(f"{path}: no non-empty texts found.")
+        raise InputError(f"{path}: no non-empty texts found.")
     return texts
-
-
-def _pick(columns: Sequence[str], wanted: str | None, path: Path) -> str:
-    if wanted is not None:
-        if wanted not in columns:
-            raise LoopInputError(
-                f"{path}: no text column {wanted!r}; available: {', '.join(map(repr, columns))}. "
-                "Choose one with --text-column."
-            )
-        return wanted
-    for cand in TEXT_CANDIDATES:
-        if cand in columns:
-            return cand
-    raise LoopInputError(
-        f"{path}: no text column found (looked for {', '.join(TEXT_CANDIDATES)}); available: "
-        f"{', '.join(map(repr, columns))}. Choose one with --text-column."
-    )
-
-
-def _read_jsonl(path: Path, text_column: str | None) -> list[str]:
-    texts: list[str] = []
-    field: str | None = None
-    with path.open(encoding="utf-8-sig") as fh:
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise LoopInputError(f"{path}:{i}: not valid JSON ({err.msg}).") from None
-            if not isinstance(row, dict):
-                raise LoopInputError(f"{path}:{i}: each line must be a JSON object.")
-            field = field or _pick(list(row), text_column, path)
-            value = row.get(field)
-            if value is not None and not isinstance(value, str):
-                raise LoopInputError(f"{path}:{i}: field {field!r} is not a string.")
-            texts.append(value or "")
-    return texts
-
-
-def _read_delimited(path: Path, text_column: str | None, delimiter: str) -> list[str]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh, delimiter=delimiter, quoting=quoting)
-        header = next(reader, None)
-        if header is None:
-            raise LoopInputError(f"{path}: empty file.")
-        header = [h.strip() for h in header]
-        index = header.index(_pick(header, text_column, path))
-        return [row[index] for row in reader if len(row) > index]
 
 
 # --- prediction ------------------------------------------------------------------------
@@ -118,15 +66,6 @@ class Predictions:
     probs: dict[str, np.ndarray]
 
 
-def find_textcat(nlp: Language, component: str = "senti_textcat"):
-    """The ``senti_textcat`` component of ``nlp`` (a clear error if it has none)."""
-    if component not in nlp.pipe_names:
-        raise LoopInputError(
-            f"The pipeline has no component {component!r} (components: {nlp.pipe_names})."
-        )
-    return nlp.get_pipe(component)
-
-
 def check_head(heads: Sequence[HeadSpec], name: str | None) -> list[HeadSpec]:
     """``[head]`` for a named head (error if unknown), or all heads."""
     if name is None:
@@ -134,10 +73,10 @@ def check_head(heads: Sequence[HeadSpec], name: str | None) -> list[HeadSpec]:
     for head in heads:
         if head.name == name:
             return [head]
-    raise LoopInputError(f"Unknown head {name!r}; the pipeline's heads: {[h.name for h in heads]}.")
+    raise InputError(f"Unknown head {name!r}; the pipeline's heads: {[h.name for h in heads]}.")
 
 
-def predict(nlp: Language, texts: Sequence[str], *, component: str = "senti_textcat",
+def predict(nlp: Language, texts: Sequence[str], *, component: str | None = None,
             batch_size: int = 64, desc: str = "predict", progress: bool = True) -> Predictions:
     """Run ``nlp`` over ``texts`` and collect each head's probabilities."""
     heads = find_textcat(nlp, component).heads

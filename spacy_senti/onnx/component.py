@@ -17,7 +17,7 @@ from spacy.pipeline import Pipe
 from spacy.tokens import Doc
 from spacy.util import minibatch
 
-from ..components.textcat import _set_extensions
+from ..errors import ConfigError
 from ..extensions import register_head_extensions
 from .runner import SentiOnnx, strided_windows
 
@@ -28,18 +28,18 @@ from .runner import SentiOnnx, strided_windows
     default_config={"path": None, "variant": None, "threads": None, "batch_size": 64},
 )
 def make_senti_onnx(nlp: Language, name: str, path: str | None, variant: str | None,
-                    threads: int | None, batch_size: int) -> SentiOnnxComponent:
+                    threads: int | None, batch_size: int) -> SentiOnnxTextCategorizer:
     """Annotate docs with an ONNX export of senti_textcat.
 
     path: folder written by ``spacy-senti export-onnx`` (None: loaded by ``from_disk``).
     variant: ``fp32`` or ``int8`` (default: the export's default).
     threads: onnxruntime intra-op threads; batch_size: docs per onnxruntime call.
     """
-    return SentiOnnxComponent(name, path=path, variant=variant, threads=threads,
+    return SentiOnnxTextCategorizer(name, path=path, variant=variant, threads=threads,
                               batch_size=batch_size)
 
 
-class SentiOnnxComponent(Pipe):
+class SentiOnnxTextCategorizer(Pipe):
     """Sets ``doc.cats`` and the typed ``doc._`` views from the ONNX runner."""
 
     def __init__(self, name: str = "senti_onnx", *, path: str | None = None,
@@ -60,7 +60,11 @@ class SentiOnnxComponent(Pipe):
 
     def _require(self) -> SentiOnnx:
         if self.runner is None:
-            raise ValueError("senti_onnx has no model: set config path to an export folder.")
+            raise ConfigError(
+                f"{self.name} has no ONNX model: set its config `path` to a folder written by "
+                "`spacy-senti export-onnx`, e.g. nlp.add_pipe('senti_onnx', "
+                "config={'path': 'model_onnx'})."
+            )
         return self.runner
 
     def __call__(self, doc: Doc) -> Doc:
@@ -95,7 +99,7 @@ class SentiOnnxComponent(Pipe):
                 start += head.n_outputs
                 for key, p in zip(head.keys(), values):
                     doc.cats[key] = float(p)
-                _set_extensions(doc, head, head.decode(values))
+                head.set_extensions(doc, head.decode(values))
 
     def to_disk(self, path, *, exclude=tuple()) -> None:
         runner = self._require()
@@ -105,6 +109,10 @@ class SentiOnnxComponent(Pipe):
                 shutil.rmtree(path)
             shutil.copytree(runner.path, path)
 
-    def from_disk(self, path, *, exclude=tuple()) -> SentiOnnxComponent:
+    def from_disk(self, path, *, exclude=tuple()) -> SentiOnnxTextCategorizer:
         self._load(Path(path))
         return self
+
+
+# The 0.1 name of the component class.
+SentiOnnxComponent = SentiOnnxTextCategorizer

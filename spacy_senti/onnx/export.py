@@ -31,14 +31,14 @@ from torch import nn
 
 from .. import __version__
 from ..components.textcat import SentiTextCategorizer
-from ..models.heads import OUTPUT_LAYER, POOLING_LAYER
+from ..errors import ExportError
+from ..models.classifier import OUTPUT_LAYER, POOLING_LAYER
+from ..util import find_textcat
 from .runner import HEAD_FILE, MANIFEST, MODEL_FP32, MODEL_INT8, TOKENIZER_DIR
 
 FORMAT_VERSION = 1
 
 
-class OnnxExportError(ValueError):
-    """The pipeline cannot be exported faithfully."""
 
 
 class SentiGraph(nn.Module):
@@ -89,27 +89,17 @@ def _linear(weight: torch.Tensor, bias: torch.Tensor) -> nn.Linear:
 
 
 # --- reading the spaCy pipeline -------------------------------------------------------------
-def find_textcat(nlp: Language, name: str | None = None) -> SentiTextCategorizer:
-    """The ``senti_textcat`` component (by name, or the first one)."""
-    if name is not None:
-        pipe = nlp.get_pipe(name)
-        if not isinstance(pipe, SentiTextCategorizer):
-            raise OnnxExportError(f"Component {name!r} is not a senti_textcat component.")
-        return pipe
-    for _, pipe in nlp.pipeline:
-        if isinstance(pipe, SentiTextCategorizer):
-            return pipe
-    raise OnnxExportError(f"No senti_textcat component in the pipeline {nlp.pipe_names}.")
-
-
 def find_transformer(nlp: Language):
     """The spacy-transformers ``transformer`` component."""
     for _, pipe in nlp.pipeline:
         if type(pipe).__name__ == "Transformer" and hasattr(pipe.model, "transformer"):
             return pipe
-    raise OnnxExportError(
-        "No spacy-transformers `transformer` component found: only pipelines with a shared "
-        "transformer (configs/*.cfg) can be exported to ONNX."
+    raise ExportError(
+        "ONNX export needs a transformer pipeline: a spacy-transformers `transformer` "
+        "component shared by senti_textcat through spacy_senti.WordpieceListener.v1, as "
+        "configs/sentiment.cfg, emotion.cfg, absa.cfg and multitask.cfg build. This pipeline "
+        f"(components: {nlp.pipe_names}) has none; a spaCy tok2vec pipeline "
+        "(configs/cpu_fast.cfg) has no ONNX export. Retrain with one of those configs."
     )
 
 
@@ -117,7 +107,7 @@ def check_listener(textcat: SentiTextCategorizer) -> None:
     """Refuse token-level listeners, whose pooling the graph does not reproduce."""
     names = {layer.name for layer in textcat.model.walk()}
     if "trfs2wordpieces" not in names:
-        raise OnnxExportError(
+        raise ExportError(
             "ONNX export supports senti_textcat models whose tok2vec is "
             "spacy_senti.WordpieceListener.v1. This pipeline uses a token-level listener "
             "(wordpieces averaged per spaCy token), which the exported graph would not "
@@ -135,7 +125,7 @@ def span_settings(transformer_model) -> dict[str, Any]:
                 "stride": int(keywords["stride"])}
     if getattr(getter, "__name__", "") == "get_doc_spans":
         return {"span_getter": "doc", "window": None, "stride": None}
-    raise OnnxExportError(
+    raise ExportError(
         f"Unsupported span getter {getter!r}: export supports "
         "spacy-transformers.strided_spans.v1 and doc_spans.v1."
     )
@@ -152,17 +142,17 @@ def head_params(textcat: SentiTextCategorizer) -> dict[str, np.ndarray]:
         if layer.name == "para-attn":
             key = layer.get_ref("key_transform")
             if key.name != "noop":
-                raise OnnxExportError("Attention pooling with a key transform is unsupported.")
+                raise ExportError("Attention pooling with a key transform is unsupported.")
             params["Q"] = to_numpy(layer.get_param("Q")).ravel()
     hidden = [
         layer for top in model.layers[3:-1] for layer in top.walk()
         if layer.has_param("W") and layer is not out
     ]
     if len(hidden) > 1:
-        raise OnnxExportError("Only one hidden layer between pooling and heads is supported.")
+        raise ExportError("Only one hidden layer between pooling and heads is supported.")
     if hidden:
         if hidden[0].name != "relu":
-            raise OnnxExportError(f"Unsupported hidden layer {hidden[0].name!r}.")
+            raise ExportError(f"Unsupported hidden layer {hidden[0].name!r}.")
         params["hidden_W"] = to_numpy(hidden[0].get_param("W"))
         params["hidden_b"] = to_numpy(hidden[0].get_param("b"))
     return params
@@ -208,15 +198,15 @@ def export_onnx(
     quantised model becomes the default one of the runner.
     """
     if quantize not in (None, "int8"):
-        raise OnnxExportError(f"Unknown quantisation {quantize!r}: use 'int8' or nothing.")
+        raise ExportError(f"Unknown quantisation {quantize!r}: use 'int8' or nothing.")
     nlp = pipeline if isinstance(pipeline, Language) else spacy.load(pipeline)
     textcat = find_textcat(nlp, component)
-    check_listener(textcat)
     trf_model = find_transformer(nlp).model
+    check_listener(textcat)
     spans = span_settings(trf_model)
     tokenizer = trf_model.tokenizer
     if not getattr(tokenizer, "is_fast", False):
-        raise OnnxExportError("ONNX export needs a fast (Rust) Hugging Face tokenizer.")
+        raise ExportError("ONNX export needs a fast (Rust) Hugging Face tokenizer.")
     params = head_params(textcat)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..schema import HeadSpec, heads_from_config
+from ..errors import InputError
+from ..heads import Head, heads_from_config
 
 MANIFEST = "senti_onnx.json"
 MODEL_FP32 = "model.onnx"
@@ -52,21 +53,14 @@ def strided_windows(n_tokens: int, window: int | None, stride: int | None) -> li
     return spans
 
 
-def activate(heads: Sequence[HeadSpec], logits: np.ndarray) -> np.ndarray:
-    """Softmax / sigmoid / per-group softmax per head, like ``senti_textcat._activate``."""
+def activate(heads: Sequence[Head], logits: np.ndarray) -> np.ndarray:
+    """Each head's ``activate`` in numpy (float32), like ``senti_textcat._activate``."""
     out = np.empty_like(logits, dtype="float32")
     start = 0
     for head in heads:
         sl = slice(start, start + head.n_outputs)
         start += head.n_outputs
-        block = logits[:, sl].astype("float32")
-        if head.kind == "multilabel":
-            out[:, sl] = 1.0 / (1.0 + np.exp(-block))
-        else:
-            width = head.n_outputs if head.kind == "exclusive" else len(head.polarities)
-            grouped = block.reshape(len(block), -1, width)
-            exp = np.exp(grouped - grouped.max(axis=-1, keepdims=True))
-            out[:, sl] = (exp / exp.sum(axis=-1, keepdims=True)).reshape(len(block), -1)
+        out[:, sl] = head.activate(np, logits[:, sl].astype("float32"))
     return out
 
 
@@ -87,14 +81,15 @@ class SentiOnnx:
         self.path = Path(path)
         manifest_path = self.path / MANIFEST
         if not manifest_path.exists():
-            raise FileNotFoundError(f"{manifest_path} not found: export a pipeline with "
-                                    "`spacy-senti export-onnx PIPELINE OUT_DIR` first.")
+            raise InputError(f"{manifest_path} not found: export a pipeline with "
+                             "`spacy-senti export-onnx PIPELINE OUT_DIR` first.")
         self.info: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf8"))
         self.variant = variant or self.info["default"]
         if self.variant not in self.info["files"]:
-            raise ValueError(f"No {self.variant!r} model in {self.path}; exported: "
-                             f"{sorted(self.info['files'])}.")
-        self.heads: list[HeadSpec] = heads_from_config(
+            raise InputError(f"No {self.variant!r} model in {self.path}; exported: "
+                             f"{sorted(self.info['files'])}. Pick one with --variant, or export "
+                             "again with `spacy-senti export-onnx ... --quantize int8`.")
+        self.heads: list[Head] = heads_from_config(
             {h["name"]: {k: v for k, v in h.items() if k != "name"} for h in self.info["heads"]}
         )
         self.batch_size = batch_size
@@ -132,7 +127,7 @@ class SentiOnnx:
         return [key for head in self.heads for key in head.keys()]
 
     def predict(self, texts: Iterable[str]) -> list[dict[str, Any]]:
-        """Per text: ``{"cats": {key: prob}, "heads": {head: HeadSpec.decode(...)}}``.
+        """Per text: ``{"cats": {key: prob}, "heads": {head: Head.decode(...)}}``.
 
         An empty string gets empty ``cats`` and ``heads`` (senti_textcat skips empty docs).
         """

@@ -20,30 +20,12 @@ from typing import Any
 import numpy as np
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
-from spacy.vocab import Vocab
 from tqdm import tqdm
 
 from ..data.split import stratified_split
-from ..schema import SEP
-
-
-def read_docbin(path: Path) -> list[Doc]:
-    """Docs of a ``.spacy`` file or of every ``.spacy`` file under a directory."""
-    path = Path(path)
-    files = sorted(path.rglob("*.spacy")) if path.is_dir() else [path]
-    if not files:
-        raise ValueError(f"DATA {str(path)!r} holds no .spacy files.")
-    vocab = Vocab()
-    docs: list[Doc] = []
-    for file in files:
-        try:
-            docs.extend(DocBin().from_disk(file).get_docs(vocab))
-        except Exception as err:  # msgpack / zlib errors of other formats
-            raise ValueError(
-                f"DATA {str(file)!r} is not a DocBin ({type(err).__name__}); convert it with "
-                "spacy-senti convert."
-            ) from None
-    return docs
+from ..errors import InputError
+from ..heads import SEP
+from ..util import read_docs
 
 
 def strat_label(doc: Doc) -> Hashable | tuple[Hashable, ...]:
@@ -57,9 +39,9 @@ def strat_label(doc: Doc) -> Hashable | tuple[Hashable, ...]:
 def make_folds(docs: Sequence[Doc], k: int, seed: int = 0) -> list[np.ndarray]:
     """``k`` sorted index arrays, stratified on :func:`strat_label`."""
     if k < 2:
-        raise ValueError("--folds must be at least 2.")
+        raise InputError("--folds must be at least 2.")
     if len(docs) < k:
-        raise ValueError(f"{len(docs)} docs cannot be split into {k} folds.")
+        raise InputError(f"{len(docs)} docs cannot be split into {k} folds.")
     labels = [strat_label(d) for d in docs]
     if any(isinstance(lab, tuple) for lab in labels):
         labels = [lab if isinstance(lab, tuple) else (lab,) for lab in labels]
@@ -108,7 +90,7 @@ def cross_validate(config: Path, data: Path, *, folds: int = 5,
     import spacy
     from spacy.cli.train import train as spacy_train
 
-    docs = read_docbin(Path(data))
+    docs = read_docs(data)
     parts = make_folds(docs, folds, seed)
     work = Path(output) if output is not None else Path(tempfile.mkdtemp(prefix="senti_cv_"))
     work.mkdir(parents=True, exist_ok=True)

@@ -28,14 +28,14 @@ from spacy.util import minibatch
 from thinc.api import Optimizer, fix_random_seed, set_dropout_rate
 from tqdm import tqdm
 
-from ..models.losses import sigmoid, sigmoid_loss, softmax, softmax_loss
-from ..schema import HeadSpec
+from ..errors import ConfigError, InputError
+from ..heads import Head
 
 COMPONENT = "senti_textcat"
 
 
 # --- teacher -----------------------------------------------------------------------------
-def soften(heads: Sequence[HeadSpec], logits: np.ndarray, temperature: float) -> np.ndarray:
+def soften(heads: Sequence[Head], logits: np.ndarray, temperature: float) -> np.ndarray:
     """Per-head probabilities of ``logits / temperature`` (columns as the model's output)."""
     z = np.asarray(logits, dtype="f") / temperature
     out = np.empty_like(z)
@@ -43,13 +43,7 @@ def soften(heads: Sequence[HeadSpec], logits: np.ndarray, temperature: float) ->
     for head in heads:
         sl = slice(start, start + head.n_outputs)
         start += head.n_outputs
-        if head.kind == "exclusive":
-            out[:, sl] = softmax(np, z[:, sl])
-        elif head.kind == "multilabel":
-            out[:, sl] = sigmoid(np, z[:, sl])
-        else:
-            block = z[:, sl].reshape(len(z), len(head.groups), -1)
-            out[:, sl] = softmax(np, block).reshape(len(z), -1)
+        out[:, sl] = head.activate(np, z[:, sl])
     return out
 
 
@@ -67,13 +61,13 @@ def teacher_logits(teacher: Language, texts: Sequence[str], *, component: str = 
     return np.concatenate(rows, axis=0) if rows else np.zeros((0, pipe.n_outputs), "f")
 
 
-def check_compatible(teacher_heads: Sequence[HeadSpec], student_heads: Sequence[HeadSpec]
+def check_compatible(teacher_heads: Sequence[Head], student_heads: Sequence[Head]
                      ) -> None:
     """Teacher and student must predict the same keys in the same order."""
     t = [k for h in teacher_heads for k in h.keys()]
     s = [k for h in student_heads for k in h.keys()]
     if t != s:
-        raise ValueError(
+        raise ConfigError(
             f"Teacher and student heads differ: teacher predicts {t}, student {s}. Train the "
             "student on data with the teacher's labels, or list the labels in its config."
         )
@@ -96,13 +90,7 @@ def distillation_loss(pipe: Any, examples: Sequence[Example], logits, soft, *, a
     for head in pipe.heads:
         sl = slice(start, start + head.n_outputs)
         start += head.n_outputs
-        block, tgt = logits[:, sl] / t, targets[:, sl]
-        if head.kind == "multilabel":
-            kd, d_block = sigmoid_loss(xp, block, tgt)
-        else:
-            width = head.n_outputs if head.kind == "exclusive" else len(head.polarities)
-            kd, d_block = softmax_loss(xp, block.reshape(-1, width), tgt.reshape(-1, width))
-            d_block = d_block.reshape(len(block), -1)
+        kd, d_block = head.soft_target_loss(xp, logits[:, sl] / t, targets[:, sl])
         scale = (1.0 - alpha) * head.weight * t * t
         total += scale * kd
         d_total[:, sl] += scale * d_block / t
@@ -111,7 +99,7 @@ def distillation_loss(pipe: Any, examples: Sequence[Example], logits, soft, *, a
 
 # --- training loop ---------------------------------------------------------------------------
 @dataclass
-class FitResult:
+class DistillResult:
     """Loss per epoch, dev scores per epoch and the best epoch's scores."""
 
     losses: list[float] = field(default_factory=list)
@@ -138,7 +126,7 @@ def fit(
     progress: bool = True,
     initialize: bool = True,
     on_epoch: Callable[[int, dict], None] | None = None,
-) -> FitResult:
+) -> DistillResult:
     """Train ``nlp`` on ``examples`` (with ``soft`` teacher targets: distillation).
 
     Keeps the weights of the best epoch on ``dev`` (by ``metric``) when ``dev`` is given.
@@ -158,7 +146,7 @@ def fit(
                              f"x {pipe.n_outputs} outputs.")
     rng = random.Random(seed)
     order = list(range(len(examples)))
-    result, best_bytes, started = FitResult(), None, time.perf_counter()
+    result, best_bytes, started = DistillResult(), None, time.perf_counter()
     for epoch in tqdm(range(epochs), desc="epochs", disable=not progress, leave=False):
         rng.shuffle(order)
         epoch_loss = 0.0
@@ -200,7 +188,7 @@ def _distill_step(pipe, batch: list[Example], soft: np.ndarray, optimizer: Optim
 def _check_student(nlp: Language, component: str) -> None:
     others = [name for name, p in nlp.pipeline if name != component and hasattr(p, "model")]
     if others:
-        raise ValueError(
+        raise ConfigError(
             f"The student pipeline has other trainable components {others}: distillation "
             f"updates only '{component}', so use a student whose senti_textcat holds its own "
             "encoder (configs/cpu_fast.cfg)."
@@ -222,7 +210,7 @@ def docs_per_second(nlp: Language, texts: Sequence[str], batch_size: int = 64,
 
 # --- the command -----------------------------------------------------------------------------
 def _gold_examples(nlp: Language, path, what: str) -> list[Example]:
-    from ..evaluation.cli import read_docs
+    from ..util import read_docs
 
     docs = read_docs(path, nlp, what)
     return [Example.from_dict(nlp.make_doc(d.text), {"cats": dict(d.cats)}) for d in docs
@@ -245,7 +233,7 @@ def run_distillation(teacher: Language, student_config, data, *, dev=None, outpu
     import spacy
     from thinc.api import Config
 
-    from ..monitor.inputs import find_textcat
+    from ..util import find_textcat
 
     t_pipe = find_textcat(teacher, component)
     config = Config().from_disk(student_config)
@@ -256,12 +244,12 @@ def run_distillation(teacher: Language, student_config, data, *, dev=None, outpu
     t_heads = {h.name: h for h in t_pipe.heads}
     for head in s_pipe.heads:  # same labels, same order as the teacher
         if head.name not in t_heads:
-            raise ValueError(f"Student head {head.name!r} is not a teacher head "
+            raise ConfigError(f"Student head {head.name!r} is not a teacher head "
                              f"({list(t_heads)}).")
         head.labels, head.groups = list(t_heads[head.name].labels), list(t_heads[head.name].groups)
     train = _gold_examples(student, data, "DATA")
     if not train:
-        raise ValueError(f"DATA {data} holds no non-empty docs.")
+        raise InputError(f"DATA {data} holds no non-empty docs.")
     texts = [eg.reference.text for eg in train]
     logits = teacher_logits(teacher, texts, component=component, progress=progress)
     soft_all = soften(t_pipe.heads, logits, temperature)
@@ -286,7 +274,7 @@ def run_distillation(teacher: Language, student_config, data, *, dev=None, outpu
     return summary
 
 
-def _align(teacher_heads: Sequence[HeadSpec], student_heads: Sequence[HeadSpec],
+def _align(teacher_heads: Sequence[Head], student_heads: Sequence[Head],
            soft: np.ndarray) -> np.ndarray:
     """Teacher columns re-ordered to the student's heads (which may be a subset)."""
     cols, start = {}, 0

@@ -27,9 +27,11 @@ from ..components.hybrid import (
     model_feature_names,
     polar_labels,
 )
-from ..components.lexicon import LexiconScorer
+from ..components.lexicon import SentiLexicon
 from ..components.textcat import SentiTextCategorizer
-from ..schema import SEP, SentiConfigError
+from ..errors import ConfigError
+from ..heads import SEP, ExclusiveHead
+from ..util import find_textcat
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 CUTOFF_GRID = tuple(round(x, 2) for x in np.arange(-0.95, 0.951, 0.05))
@@ -59,7 +61,7 @@ class HybridData:
 
 
 @dataclass
-class FitResult:
+class HybridFit:
     """Fitted values and dev scores (``hybrid`` is in-sample for the stacker)."""
 
     mode: str
@@ -85,7 +87,7 @@ def gold_labels(docs: Sequence[Doc], head: str = "sentiment") -> list[str | None
     """Gold labels per doc; raises when no doc has ``<head>/...`` keys."""
     labels = [gold_label(doc.cats, head) for doc in docs]
     if not any(label is not None for label in labels):
-        raise SentiConfigError(
+        raise ConfigError(
             f"The dev data has no gold '{head}{SEP}<label>' keys in doc.cats (found e.g. "
             f"{sorted({k for d in docs[:50] for k in d.cats})[:5]}). Convert it with "
             "`spacy-senti convert` (head name --head)."
@@ -93,34 +95,30 @@ def gold_labels(docs: Sequence[Doc], head: str = "sentiment") -> list[str | None
     return labels
 
 
-def find_textcat(nlp: Language, head: str = "sentiment") -> SentiTextCategorizer | None:
+def hybrid_textcat(nlp: Language, head: str = "sentiment") -> SentiTextCategorizer | None:
     """The ``senti_textcat`` with an exclusive head ``head``; None if no senti_textcat.
 
     Raises if a senti_textcat exists but has no such exclusive head.
     """
-    found = [pipe for _, pipe in nlp.pipeline if isinstance(pipe, SentiTextCategorizer)]
-    if not found:
+    if not any(isinstance(pipe, SentiTextCategorizer) for _, pipe in nlp.pipeline):
         return None
-    for pipe in found:
-        for spec in pipe.heads:
-            if spec.name == head:
-                if spec.kind != "exclusive":
-                    raise SentiConfigError(
-                        f"Head '{head}' of {pipe.name} is {spec.kind}; senti_hybrid needs an "
-                        "exclusive (softmax) head."
-                    )
-                return pipe
-    heads = [spec.name for pipe in found for spec in pipe.heads]
-    raise SentiConfigError(
-        f"No senti_textcat head '{head}' in the pipeline (heads: {heads}). Pass --head, or "
-        "use --mode lexicon."
-    )
+    try:
+        pipe = find_textcat(nlp, head=head)
+    except ConfigError as err:
+        raise ConfigError(f"{err} Pass --head, or use --mode lexicon.") from None
+    spec = pipe.get_head(head)
+    if not isinstance(spec, ExclusiveHead):
+        raise ConfigError(
+            f"Head '{head}' of {pipe.name} is {spec.kind}; senti_hybrid needs an "
+            "exclusive (softmax) head."
+        )
+    return pipe
 
 
 def ensure_lexicon(nlp: Language, config: dict[str, Any] | None = None) -> str:
     """Name of the pipeline's senti_lexicon; adds one (before any hybrid) if missing."""
     for name, pipe in nlp.pipeline:
-        if isinstance(pipe, LexiconScorer):
+        if isinstance(pipe, SentiLexicon):
             return name
     hybrids = [name for name, pipe in nlp.pipeline if isinstance(pipe, SentiHybrid)]
     kwargs = {"before": hybrids[0]} if hybrids else {}
@@ -140,7 +138,7 @@ def collect(
     gold = gold_labels(docs, head)
     keep = [i for i, g in enumerate(gold) if g is not None and docs[i].text.strip()]
     texts = [docs[i].text for i in keep]
-    textcat = find_textcat(nlp, head)
+    textcat = hybrid_textcat(nlp, head)
     hybrids = [name for name, pipe in nlp.pipeline if isinstance(pipe, SentiHybrid)]
     model: list[dict[str, float]] | None = [] if textcat is not None else None
     lexicon: list[dict[str, float]] = []
@@ -164,7 +162,7 @@ def collect(
         )
     unknown = set(gold_kept) - set(labels)
     if unknown:
-        raise SentiConfigError(
+        raise ConfigError(
             f"Dev labels {sorted(unknown)} are not among the model's labels {labels}."
         )
     return HybridData(labels, gold_kept, model, lexicon)
@@ -199,7 +197,7 @@ def tune_cutoffs(compounds: Sequence[float], gold: Sequence[str],
     """
     polar = polar_labels(labels)
     if polar is None:
-        raise SentiConfigError(f"Cannot tune lexicon cut-offs for labels {list(labels)}.")
+        raise ConfigError(f"Cannot tune lexicon cut-offs for labels {list(labels)}.")
     if "neutral" in polar:
         pairs = [(n, p) for n in CUTOFF_GRID for p in CUTOFF_GRID if n <= p]
     else:
@@ -224,7 +222,7 @@ def fit_stacker(X: np.ndarray, y: Sequence[str], labels: Sequence[str],
     y = np.asarray(list(y))
     classes = sorted(set(y.tolist()))
     if len(classes) < 2:
-        raise SentiConfigError(f"The dev data has a single label {classes}: nothing to fit.")
+        raise ConfigError(f"The dev data has a single label {classes}: nothing to fit.")
     mean = X.mean(axis=0)
     scale = X.std(axis=0)
     scale[scale < 1e-8] = 1.0
@@ -275,18 +273,18 @@ def fit_on_data(
     blend_weight: float | None = None,
     sharpness: float = 5.0,
     seed: int = 0,
-) -> FitResult:
+) -> HybridFit:
     """Fit cut-offs (always, when the labels are polar), stacker or blend weight."""
     if mode not in ("stacker", "blend", "lexicon"):
-        raise SentiConfigError(f"Unknown mode {mode!r}.")
+        raise ConfigError(f"Unknown mode {mode!r}.")
     if mode != "lexicon" and data.model is None:
-        raise SentiConfigError(
+        raise ConfigError(
             f"Mode {mode!r} needs a senti_textcat in the pipeline; use --mode lexicon."
         )
     polar = polar_labels(data.labels) is not None
     cutoffs = tune_cutoffs(data.compounds, data.gold, data.labels) if polar else None
     if mode in ("lexicon", "blend") and not polar:
-        raise SentiConfigError(
+        raise ConfigError(
             f"Mode {mode!r} needs negative/positive(/neutral) labels, not {data.labels}."
         )
     stacker = fit_stacker(data.matrix(), data.gold, data.labels, seed) \
@@ -294,12 +292,12 @@ def fit_on_data(
     weight = blend_weight
     if mode == "blend" and weight is None:
         weight = tune_blend_weight(data, cutoffs or VADER_CUTOFFS, sharpness)
-    result = FitResult(mode, list(data.labels), len(data.gold), cutoffs, weight, stacker)
+    result = HybridFit(mode, list(data.labels), len(data.gold), cutoffs, weight, stacker)
     result.scores = score_sources(data, result, sharpness)
     return result
 
 
-def hybrid_predictions(data: HybridData, result: FitResult,
+def hybrid_predictions(data: HybridData, result: HybridFit,
                        sharpness: float = 5.0) -> list[str]:
     """Labels the fitted hybrid gives on ``data`` (same maths as the component)."""
     cutoffs = result.cutoffs or VADER_CUTOFFS
@@ -318,7 +316,7 @@ def hybrid_predictions(data: HybridData, result: FitResult,
     return out
 
 
-def score_sources(data: HybridData, result: FitResult,
+def score_sources(data: HybridData, result: HybridFit,
                   sharpness: float = 5.0) -> dict[str, dict[str, float]]:
     """Accuracy and macro-F1 of model-only, lexicon-only and the hybrid on ``data``."""
     scores: dict[str, dict[str, float]] = {}
@@ -333,7 +331,7 @@ def score_sources(data: HybridData, result: FitResult,
     return scores
 
 
-def install_hybrid(nlp: Language, result: FitResult, head: str = "sentiment",
+def install_hybrid(nlp: Language, result: HybridFit, head: str = "sentiment",
                    sharpness: float = 5.0, name: str = "senti_hybrid") -> SentiHybrid:
     """Replace any senti_hybrid by one configured and fitted from ``result`` (added last)."""
     for old, pipe in list(nlp.pipeline):
@@ -366,11 +364,11 @@ def fit_hybrid(
     sharpness: float = 5.0,
     batch_size: int = 64,
     progress: Iterable | None = None,
-) -> FitResult:
+) -> HybridFit:
     """Add senti_lexicon if missing, fit on gold ``docs`` and install a fitted senti_hybrid."""
-    textcat = find_textcat(nlp, head)
+    textcat = hybrid_textcat(nlp, head)
     if textcat is None and mode != "lexicon":
-        raise SentiConfigError(
+        raise ConfigError(
             f"Mode {mode!r} needs a senti_textcat with an exclusive head '{head}'; the pipeline "
             f"has {nlp.pipe_names}. Use --mode lexicon for the zero-shot lexicon."
         )
@@ -383,12 +381,12 @@ def fit_hybrid(
 
 
 __all__ = [
-    "FitResult",
+    "HybridFit",
     "HybridData",
     "accuracy_macro_f1",
     "collect",
     "ensure_lexicon",
-    "find_textcat",
+    "hybrid_textcat",
     "fit_hybrid",
     "fit_on_data",
     "fit_stacker",

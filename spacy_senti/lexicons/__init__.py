@@ -1,1 +1,0 @@
-"""Lexicon loading (VADER valence and emoji lexicons, user/domain TSVs) and VADER's rules."""
