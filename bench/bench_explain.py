@@ -14,7 +14,9 @@ steps), last-layer attention. Cost: one short sentence on CPU, explanation time 
 prediction time (``nlp(text)``), medians of repeated runs.
 
 Targets: comprehensiveness >= 2x random and > lexicon; grad x input <= 3x a prediction,
-integrated gradients <= 30x. Writes bench/results/explain.md, explain.json, explain.png.
+integrated gradients <= 30x. Also measured at 20%: integrated gradients with fewer steps
+(``STEP_SWEEP``) and, as a diagnostic, gradient x input ranked with its sign reversed.
+Writes bench/results/explain.md, explain.json, explain.png.
 
     .venv/bin/python bench/bench_explain.py [--pipeline training/multitask/model-tuned]
         [--n 500] [--threads 1]
@@ -44,6 +46,7 @@ FRACTIONS = (0.1, 0.2, 0.5)
 MAIN_FRACTION = 0.2
 METHODS = ("grad", "ig", "attention")
 BASELINES = ("random", "lexicon")
+STEP_SWEEP = (4, 8, 16)  # integrated-gradients steps measured besides the default
 SHORT = "it 's a charming and often affecting journey . "  # SST-2 dev, first row
 
 
@@ -124,7 +127,13 @@ def main() -> None:
     import torch
 
     import spacy_senti.components.lexicon  # noqa: F401
-    from spacy_senti.explain import IG_STEPS, METHOD_NAMES, Explainer, explain_docs
+    from spacy_senti.explain import (
+        DEFAULT_METHOD,
+        IG_STEPS,
+        METHOD_NAMES,
+        Explainer,
+        explain_docs,
+    )
 
     torch.set_num_threads(args.threads)
     pipeline = args.pipeline or next((p for p in PIPELINES if p.exists()), None)
@@ -157,6 +166,18 @@ def main() -> None:
             ig_delta = [abs(sum(e["scores"]) - (e["target_prob"] - e["baseline_prob"]))
                         for e in entries]
         print(f"{method}: {seconds[method]:.1f} s for {len(docs)} sentences", flush=True)
+    sweep: dict[int, dict[str, float]] = {}
+    for steps in STEP_SWEEP:
+        start = time.perf_counter()
+        explain_docs(nlp, docs, head=HEAD, method="ig", n_steps=steps)
+        entries = [d._.attributions[k] for d, k in zip(docs, keys)]
+        scores[f"ig{steps}"] = [e["scores"] for e in entries]
+        sweep[steps] = {"seconds": time.perf_counter() - start, "completeness_abs_error_mean":
+                        float(np.mean([abs(sum(e["scores"]) - (e["target_prob"]
+                                                               - e["baseline_prob"]))
+                                       for e in entries]))}
+        print(f"ig, {steps} steps: {sweep[steps]['seconds']:.1f} s", flush=True)
+    scores["grad_reversed"] = [[-x for x in row] for row in scores["grad"]]
     sign = [1.0 if lab == "positive" else -1.0 for lab in predicted]
     scores["lexicon"] = [[s * (t._.valence or 0.0) for t in d] for d, s in zip(docs, sign)]
 
@@ -165,7 +186,8 @@ def main() -> None:
     per_doc: dict[tuple[str, float], tuple[np.ndarray, np.ndarray]] = {}
     rankers = [*METHODS, "lexicon", *[f"random{i}" for i in range(args.random_draws)]]
     for fraction in FRACTIONS:
-        for name in rankers:
+        extra = ["grad_reversed", *[f"ig{n}" for n in STEP_SWEEP]]
+        for name in rankers + (extra if fraction == MAIN_FRACTION else []):
             rng = random.Random(f"{args.seed}-{name}-{fraction}")
             comp_texts, suff_texts = [], []
             for i, doc in enumerate(docs):
@@ -189,6 +211,14 @@ def main() -> None:
                 "sufficiency": float(suff.mean()),
                 "sufficiency_ci95": bootstrap_ci(suff, args.seed),
             }
+        if fraction == MAIN_FRACTION:
+            for name in extra:
+                comp, suff = per_doc[(name, fraction)]
+                results[name] = {str(fraction): {
+                    "comprehensiveness": float(comp.mean()),
+                    "comprehensiveness_ci95": bootstrap_ci(comp, args.seed),
+                    "sufficiency": float(suff.mean()),
+                    "sufficiency_ci95": bootstrap_ci(suff, args.seed)}}
         print(f"deletions at {fraction:.0%} done", flush=True)
     wall = time.perf_counter() - wall
 
@@ -204,6 +234,10 @@ def main() -> None:
             lambda m=method: explain_docs(nlp, [short], head=HEAD, method=m), repeat)
         cost[f"{method}_reused_s"] = median_time(
             lambda m=method: explainer.explain(short, head=HEAD, method=m), repeat)
+    for steps in STEP_SWEEP:
+        cost[f"ig{steps}_s"] = median_time(
+            lambda n=steps: explain_docs(nlp, [short], head=HEAD, method="ig", n_steps=n),
+            max(3, args.repeat // 2))
     n_wordpieces = int(short._.trf_data.wordpieces.lengths[0])
 
     report = {
@@ -212,6 +246,7 @@ def main() -> None:
         "data": shown_path(args.data), "n": len(docs), "accuracy": accuracy,
         "ig_steps": IG_STEPS, "threads": args.threads, "seed": args.seed,
         "random_draws": args.random_draws, "fractions": FRACTIONS,
+        "step_sweep": sweep, "default_method": DEFAULT_METHOD,
         "attribution_seconds": seconds, "ig_completeness_abs_error_mean":
             float(np.mean(ig_delta)) if ig_delta else None,
         "results": results, "cost": cost, "cost_sentence": SHORT.strip(),
@@ -246,6 +281,8 @@ def main() -> None:
     for target, value, ok in verdicts:
         print(f"{'met    ' if ok else 'NOT MET'}  {target}: {value}")
     print(f"winner (comprehensiveness at {MAIN_FRACTION:.0%}): {winner}; wrote {args.out}")
+    if winner != DEFAULT_METHOD:
+        print(f"spacy_senti.explain.DEFAULT_METHOD is {DEFAULT_METHOD!r}: set it to {winner!r}")
 
 
 def draw(results: dict, path: Path) -> None:
@@ -298,6 +335,25 @@ def markdown(report: dict, command: str, png: Path, names: dict[str, str]) -> st
         lines.append(f"| {label[name]} | {r['comprehensiveness']:.3f} "
                      f"[{ci_c[0]:.3f}, {ci_c[1]:.3f}] | {r['sufficiency']:.3f} "
                      f"[{ci_s[0]:.3f}, {ci_s[1]:.3f}] |")
+    reversed_ = res["grad_reversed"][fraction]
+    lines += ["", f"Diagnostic: gradient × input ranked with its sign reversed (the tokens it "
+              f"calls most *against* the label deleted first): comprehensiveness "
+              f"{reversed_['comprehensiveness']:.3f}, sufficiency "
+              f"{reversed_['sufficiency']:.3f}.", "",
+              f"Integrated gradients with fewer steps (top {float(fraction):.0%}; completeness "
+              "error = mean |sum of token scores - (p - p_baseline)|; time for all "
+              f"{report['n']} sentences):", "",
+              "| steps | comprehensiveness ↑ | sufficiency ↓ | completeness error | seconds |",
+              "|---:|---:|---:|---:|---:|"]
+    sweep = report["step_sweep"]
+    for steps in (*STEP_SWEEP, report["ig_steps"]):
+        r = res[f"ig{steps}" if steps in sweep else "ig"][fraction]
+        err = (sweep[steps]["completeness_abs_error_mean"] if steps in sweep
+               else report["ig_completeness_abs_error_mean"])
+        secs_ = (sweep[steps]["seconds"] if steps in sweep
+                 else report["attribution_seconds"]["ig"])
+        lines.append(f"| {steps} | {r['comprehensiveness']:.3f} | {r['sufficiency']:.3f} | "
+                     f"{err:.4f} | {secs_:.0f} |")
     lines += ["", "Other fractions (comprehensiveness / sufficiency):", "",
               "| ranking | " + " | ".join(f"{f:.0%}" for f in FRACTIONS) + " |",
               "|---|" + "---:|" * len(FRACTIONS)]
@@ -317,6 +373,10 @@ def markdown(report: dict, command: str, png: Path, names: dict[str, str]) -> st
                      f"{cost[f'{m}_s'] / cost['predict_s']:.1f} |")
         lines.append(f"| {names[m]}, reused `Explainer` | {cost[f'{m}_reused_s']:.4f} | "
                      f"{cost[f'{m}_reused_s'] / cost['predict_s']:.1f} |")
+    for steps in STEP_SWEEP:
+        took = cost[f"ig{steps}_s"]
+        lines.append(f"| integrated gradients, {steps} steps, `explain_docs` | {took:.4f} | "
+                     f"{took / cost['predict_s']:.1f} |")
     secs = report["attribution_seconds"]
     lines += ["", f"All {report['n']} sentences: " + ", ".join(
         f"{names[m]} {secs[m]:.0f} s" for m in METHODS) + f" (integrated gradients: "
@@ -326,8 +386,8 @@ def markdown(report: dict, command: str, png: Path, names: dict[str, str]) -> st
     lines += [f"| {v['target']} | {v['value']} | {'met' if v['met'] else 'not met'} |"
               for v in report["verdicts"]]
     lines += ["", f"Most faithful gradient method (comprehensiveness at "
-              f"{float(fraction):.0%}): **{names[report['winner']]}** "
-              "(`spacy_senti.explain.DEFAULT_METHOD`).", ""]
+              f"{float(fraction):.0%}): **{names[report['winner']]}**; "
+              f"`spacy_senti.explain.DEFAULT_METHOD` = `{report['default_method']}`.", ""]
     return "\n".join(lines)
 
 

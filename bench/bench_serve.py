@@ -137,8 +137,10 @@ async def big_chunked(port: int, total: int = BIG_BODY) -> tuple[int | str, int]
 
 
 async def run_load(base: str, texts: list[str], concurrency: int, duration: float,
-                   hostile_users: int = 0, pid: int | None = None, heavy: bool = False) -> dict:
-    """Normal users (one short text per request) plus optional hostile users."""
+                   hostile_users: int = 0, pid: int | None = None, heavy: bool = False,
+                   explain: bool = False) -> dict:
+    """Normal users (one short text per request, with ``explain`` if asked) plus optional
+    hostile users."""
     latencies: list[float] = []
     normal_status: collections.Counter = collections.Counter()
     hostile: collections.Counter = collections.Counter()
@@ -153,7 +155,8 @@ async def run_load(base: str, texts: list[str], concurrency: int, duration: floa
             while time.perf_counter() < stop:
                 start = time.perf_counter()
                 try:
-                    r = await client.post("/v1/analyze", json={"text": texts[i % len(texts)]})
+                    body = {"text": texts[i % len(texts)], **({"explain": True} if explain else {})}
+                    r = await client.post("/v1/analyze", json=body)
                     status: int | str = r.status_code
                 except httpx.HTTPError as err:
                     status = type(err).__name__
@@ -214,6 +217,12 @@ def run_backend(label: str, model: Path, texts: list[str], duration: float, soak
             load_rows.append(
                 f"| {label} | {level} | {res['p50']:.1f} | {res['p95']:.1f} | {res['p99']:.1f} |"
                 f" {res['rps']:.0f} | {res['n']:,} | {res['errors']} |")
+            print(load_rows[-1], flush=True)
+        if label.startswith("spaCy"):  # model attributions (gradient x input) per request
+            res = asyncio.run(run_load(base, texts, 1, duration, explain=True))
+            load_rows.append(
+                f"| {label}, `explain: true` | 1 | {res['p50']:.1f} | {res['p95']:.1f} | "
+                f"{res['p99']:.1f} | {res['rps']:.0f} | {res['n']:,} | {res['errors']} |")
             print(load_rows[-1], flush=True)
         after_load = rss_mb(proc.pid)
         load_rows.append(f"| {label} | RSS before / after load: {before:.0f} / "

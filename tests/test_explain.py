@@ -114,15 +114,17 @@ def test_attributions_are_deterministic_and_leave_predictions_alone(nlp, method)
 def test_attributions_accumulate_per_target(nlp):
     doc = nlp("i loved this film")
     explain_docs(nlp, [doc], label="positive")
-    explain_docs(nlp, [doc], label="sentiment/negative", method="ig")
+    explain_docs(nlp, [doc], label="sentiment/negative", method="grad")
     assert list(doc._.attributions) == ["sentiment/positive", "sentiment/negative"]
-    assert doc._.attributions["sentiment/positive"]["method"] == DEFAULT_METHOD
+    assert doc._.attributions["sentiment/positive"]["method"] == DEFAULT_METHOD == "ig"
     assert [t._.attribution for t in doc] == doc._.attributions["sentiment/negative"]["scores"]
-    # two labels of one softmax: their gradients are opposite
-    pos = np.asarray(doc._.attributions["sentiment/positive"]["scores"])
-    explain_docs(nlp, [doc], label="negative", method="grad")
-    neg = np.asarray(doc._.attributions["sentiment/negative"]["scores"])
-    assert np.allclose(pos, -neg, atol=1e-6)
+    # two labels of one softmax: p(negative) = 1 - p(positive), their attributions are opposite
+    for method in ("grad", "ig"):
+        explain_docs(nlp, [doc], label="positive", method=method)
+        explain_docs(nlp, [doc], label="negative", method=method)
+        pos, neg = (np.asarray(doc._.attributions[f"sentiment/{lab}"]["scores"])
+                    for lab in ("positive", "negative"))
+        assert np.allclose(pos, -neg, atol=1e-6), method
 
 
 def test_wordpieces_are_summed_onto_spacy_tokens(nlp):
@@ -221,7 +223,7 @@ def test_errors_say_how_to_fix(nlp, cpu_fast_pipeline):
 # --- rendering ------------------------------------------------------------------------------
 def test_render_explanation_html(nlp):
     doc = nlp("i <b>loved</b> this film")
-    explain_docs(nlp, [doc], label="positive")
+    explain_docs(nlp, [doc], label="positive", method="grad")
     html = render_explanation(doc, jupyter=False)
     assert html.startswith('<div class="senti-explain"') and "<b>" not in html
     assert "sentiment/positive" in html and "gradient × input" in html

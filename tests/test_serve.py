@@ -189,7 +189,7 @@ def test_spacy_backend_with_explain(tiny_pipeline):
         assert tokens[1]["valence"] > 0
         assert all(isinstance(t["attribution"], float) for t in tokens)
         label = results[0]["heads"]["sentiment"]["label"]
-        assert explain["method"] == "grad" and explain["target"] == f"sentiment/{label}"
+        assert explain["method"] == "ig" and explain["target"] == f"sentiment/{label}"
         assert explain["target_prob"] == pytest.approx(results[0]["cats"][explain["target"]],
                                                        abs=1e-4)
         assert results[1]["explain"]["lexicon_score"] < 0

@@ -24,8 +24,8 @@ def evaluate_command(
     component: str | None = typer.Option(None, "--component", help="Component to evaluate "
                                          "(default: the first senti_textcat)."),
     n_explained: int = typer.Option(10, "--n-explained", min=0, help="Most confident errors "
-                                    "per head explained in explanations.html (gradient x "
-                                    "input; transformer pipelines only; 0: none)."),
+                                    "per head explained in explanations.html (token "
+                                    "attributions; transformer pipelines only; 0: none)."),
 ) -> None:
     """Evaluate a pipeline on gold data: metrics, figures, errors and report.md in OUTPUT."""
     from ..evaluation.report import check_gold, predict_examples, write_report

@@ -17,8 +17,8 @@ def explain_command(
                                     "first head of senti_textcat)."),
     label: str | None = typer.Option(None, "--label", help="Label to explain, e.g. positive "
                                      "or food/negative (default: the predicted one)."),
-    method: str | None = typer.Option(None, "--method", help="grad (gradient x input), ig "
-                                      "(integrated gradients) or attention (default: grad)."),
+    method: str | None = typer.Option(None, "--method", help="ig (integrated gradients, the "
+                                      "default), grad (gradient x input) or attention."),
     steps: int = typer.Option(50, "--steps", min=1, help="Integrated-gradients steps."),
     component: str | None = typer.Option(None, "--component", help="senti_textcat component "
                                          "(default: the first)."),

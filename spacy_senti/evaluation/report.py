@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 MARKDOWN_ERRORS = 10
 MARKDOWN_TEXT_CHARS = 100
 EXPLANATIONS_FILE = "explanations.html"
-#: most confident errors per head explained in explanations.html (gradient x input)
+#: most confident errors per head explained in explanations.html
 N_EXPLAINED = 10
 
 
@@ -392,23 +392,25 @@ def error_label(head: Head, error: ErrorRow) -> str | None:
 
 def write_explanations(nlp: Language, reports: Sequence[HeadReport], path: Path,
                        n: int = N_EXPLAINED) -> Path | None:
-    """explanations.html: the ``n`` most confident errors of each head with their gradient x
-    input attributions (spacy_senti.explain), one section per head.
+    """explanations.html: the ``n`` most confident errors of each head with the token
+    attributions of their wrong label (spacy_senti.explain: ``DEFAULT_METHOD``, integrated
+    gradients with ``REPORT_IG_STEPS`` steps), one section per head.
 
-    Cheap: one forward and one backward pass per error. Returns None, writing nothing, when
+    Cheap: about 0.1 s per short text on a CPU for MiniLM. Returns None, writing nothing, when
     the pipeline cannot be explained (no transformer, or Captum not installed) or no head
     has errors; ``n_explained`` of each head's report is set otherwise.
     """
     from html import escape
 
     from ..errors import SentiError
-    from ..explain import Explainer, render_explanation
+    from ..explain import DEFAULT_METHOD, METHOD_NAMES, Explainer, render_explanation
+    from ..explain.attribute import REPORT_IG_STEPS
     from ..util import find_textcat
 
     heads = [rep.head for rep in reports]
     try:
         name = find_textcat(nlp, None, head=heads[0].name).name if heads else None
-        explainer = Explainer(nlp, name)
+        explainer = Explainer(nlp, name, n_steps=REPORT_IG_STEPS)
     except SentiError:
         return None
     sections = []
@@ -419,7 +421,8 @@ def write_explanations(nlp: Language, reports: Sequence[HeadReport], path: Path,
             if label is None:
                 continue
             doc = nlp(error.text)
-            entry = explainer.explain(doc, head=rep.head.name, label=label, method="grad")
+            entry = explainer.explain(doc, head=rep.head.name, label=label,
+                                      method=DEFAULT_METHOD)
             if entry is None:
                 continue
             about = (f"gold {escape(error.gold)}, predicted {escape(error.predicted)}"
@@ -436,9 +439,10 @@ def write_explanations(nlp: Language, reports: Sequence[HeadReport], path: Path,
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         "<title>Most confident errors, explained</title></head>"
         '<body style="font-family: sans-serif; max-width: 60em; margin: auto">'
-        "<h1>Most confident errors, explained</h1><p>Gradient x input attributions of the "
-        "predicted label (spacy_senti.explain): green tokens raised its probability, red "
-        "ones lowered it. Lexicon valences are shown when the pipeline has senti_lexicon."
+        "<h1>Most confident errors, explained</h1><p>Token attributions of the wrong label "
+        f"({escape(METHOD_NAMES[DEFAULT_METHOD])}, spacy_senti.explain): green tokens raised "
+        "its probability, red ones lowered it. Lexicon valences are shown when the pipeline "
+        "has senti_lexicon."
         f"</p>{''.join(sections)}</body></html>"
     )
     Path(path).write_text(page, encoding="utf8")

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import spacy
 import torch
 from spacy.language import Language
 from torch import nn
@@ -33,7 +32,7 @@ from .. import __version__
 from ..components.textcat import SentiTextCategorizer
 from ..errors import ExportError
 from ..models.classifier import OUTPUT_LAYER, POOLING_LAYER
-from ..util import find_textcat
+from ..util import find_textcat, load_pipeline
 from .runner import HEAD_FILE, MANIFEST, MODEL_FP32, MODEL_INT8, TOKENIZER_DIR
 
 FORMAT_VERSION = 1
@@ -199,7 +198,7 @@ def export_onnx(
     """
     if quantize not in (None, "int8"):
         raise ExportError(f"Unknown quantisation {quantize!r}: use 'int8' or nothing.")
-    nlp = pipeline if isinstance(pipeline, Language) else spacy.load(pipeline)
+    nlp = pipeline if isinstance(pipeline, Language) else load_pipeline(pipeline)
     textcat = find_textcat(nlp, component)
     trf_model = find_transformer(nlp).model
     check_listener(textcat)
