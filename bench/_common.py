@@ -133,10 +133,11 @@ def command_line(argv: Sequence[str] | None = None) -> str:
 def shown_path(path: str | Path) -> str:
     """``path`` relative to the repository root when it lies inside it or beside it
     (``../shared/data/x``), else as given: no machine-specific prefix in committed tables."""
-    resolved = Path(path).resolve()
-    for base, prefix in ((REPO, ""), (REPO.parent, "../")):
-        if resolved.is_relative_to(base):
-            return prefix + resolved.relative_to(base).as_posix()
+    # the path as written first (../shared may be a symlink), then with links resolved
+    for candidate in (Path(os.path.abspath(path)), Path(path).resolve()):
+        for base, prefix in ((REPO, ""), (REPO.parent, "../")):
+            if candidate.is_relative_to(base):
+                return prefix + candidate.relative_to(base).as_posix()
     return str(path)
 
 
