@@ -62,3 +62,18 @@ def test_config_keeps_portable_name(tiny_bert):
     config["paths"]["backbone"] = "default"
     text = config.to_str()
     assert 'backbone = "default"' in text and "site-packages" not in text
+
+
+def test_test_configs_really_use_the_tiny_backbone(tiny_bert):
+    """Regression: tests/helpers.load_config merged paths.backbone into an interpolated
+    config, so every 'tiny' test pipeline silently trained the 22M-parameter MiniLM."""
+    from helpers import load_config, make_examples, nlp_from_config
+
+    config = load_config("sentiment", tiny_bert)
+    assert config["components"]["transformer"]["model"]["name"] == str(tiny_bert)
+    nlp = nlp_from_config(config)
+    rows = [("good", {"sentiment/positive": 1.0, "sentiment/negative": 0.0}),
+            ("bad", {"sentiment/positive": 0.0, "sentiment/negative": 1.0})]
+    nlp.initialize(lambda: make_examples(nlp, rows))
+    hf = nlp.get_pipe("transformer").model.transformer
+    assert hf.config.hidden_size == 32 and hf.config.num_hidden_layers == 2
