@@ -25,6 +25,7 @@ ORDER = [
     "speed",
     "lexicon",
     "lowdata",
+    "fewshot",
     "onnx",
     "serve",
     "explain",
@@ -38,6 +39,7 @@ SCRIPTS = {
     "speed": ["bench_speed.py"],
     "lexicon": ["bench_lexicon.py"],
     "lowdata": ["bench_lowdata.py"],
+    "fewshot": ["bench_fewshot.py"],  # the full grid takes hours: see its --help for a subset
     "onnx": ["bench_onnx.py"],
     "serve": ["bench_serve.py"],
     "explain": ["bench_explain.py"],
@@ -51,10 +53,11 @@ TITLES = {
     "speed": "Speed: spacy-senti vs raw Hugging Face (inference and training)",
     "lexicon": "Lexicon scorer: parity with vaderSentiment and throughput",
     "lowdata": "Low-data curve: model-only vs lexicon-only vs hybrid",
+    "fewshot": "Few labels: plain fine-tuning vs hybrid vs setfit vs spacy-senti fewshot",
     "onnx": "ONNX Runtime: parity, int8 accuracy, throughput",
     "serve": "HTTP service under load (and under hostile load)",
     "explain": "Explanations: faithfulness and cost",
-    "score": "Batch scoring: local vs n_process vs Ray",
+    "score": "Batch scoring: PyTorch vs ONNX, local and Ray",
     "active": "Simulated active learning vs random sampling",
     "drift": "Drift detection on real shifts",
 }

@@ -37,24 +37,82 @@ def check_exists(path: str | Path, what: str) -> Path:
     return found
 
 
-def load_pipeline(model: str | Path, gpu_id: int = -1, what: str = "PIPELINE") -> Language:
+ONNX_COMMANDS = "`spacy-senti score` and `spacy-senti serve`"
+
+
+def onnx_export_info(model: str | Path) -> dict[str, Any] | None:
+    """The manifest of an ONNX export folder (``spacy-senti export-onnx``), else None."""
+    from .onnx.runner import MANIFEST
+
+    manifest = Path(model).expanduser() / MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        info = json.loads(manifest.read_text(encoding="utf8"))
+    except (OSError, ValueError) as err:
+        raise InputError(f"{manifest} cannot be read ({err}): export the pipeline again with "
+                         "`spacy-senti export-onnx`.") from None
+    if not isinstance(info, dict) or "files" not in info or "heads" not in info:
+        raise InputError(f"{manifest} is not a spacy-senti ONNX manifest: export the pipeline "
+                         "again with `spacy-senti export-onnx`.")
+    return info
+
+
+def onnx_variant(info: dict[str, Any], variant: str | None, what: str = "PIPELINE") -> str:
+    """The model variant an export will run (``variant``, or the export's default)."""
+    chosen = variant or info.get("default", "fp32")
+    if chosen not in info["files"]:
+        raise InputError(
+            f"{what} has no {chosen!r} ONNX model (exported: {sorted(info['files'])}). Choose "
+            "one of those, or export again with `spacy-senti export-onnx ... --quantize int8`."
+        )
+    return chosen
+
+
+def load_pipeline(model: str | Path, gpu_id: int = -1, what: str = "PIPELINE", *,
+                  allow_onnx: bool = False, variant: str | None = None,
+                  threads: int | None = None) -> Language:
     """``spacy.load`` a pipeline directory or installed package (on GPU ``gpu_id`` if >= 0).
 
-    what: how error messages name ``model`` (the command's argument, e.g. ``MODEL``)."""
+    what: how error messages name ``model`` (the command's argument, e.g. ``MODEL``).
+    allow_onnx: also accept a folder written by ``spacy-senti export-onnx``, returned as
+        ``spacy.blank(lang)`` + ``senti_onnx`` (same ``doc.cats`` and ``doc._`` views); without
+        it such a folder is refused with a message (the command needs the spaCy pipeline).
+    variant, threads: the export's model (``fp32`` / ``int8``; default: the export's default)
+        and onnxruntime intra-op threads; only for an ONNX export.
+    """
     import spacy
 
+    path = Path(model).expanduser()
+    info = onnx_export_info(path) if path.is_dir() else None
+    if info is not None:
+        if not allow_onnx:
+            raise InputError(
+                f"{what} {str(model)!r} is an ONNX export (senti_onnx.json), which only "
+                f"{ONNX_COMMANDS} take. This command needs the spaCy pipeline the export was "
+                "made from: the folder `spacy train` wrote (e.g. training/model-best) or an "
+                "installed pipeline package."
+            )
+        if gpu_id >= 0:
+            raise InputError(f"{what} {str(model)!r} is an ONNX export, which runs on the CPU "
+                             "(onnxruntime): drop --gpu.")
+        return onnx_pipeline(path, info, variant=onnx_variant(info, variant, what),
+                             threads=threads)
+    if variant is not None:
+        raise InputError(f"An ONNX variant ({variant!r}) was given, but {what} {str(model)!r} "
+                         "is not an ONNX export (no senti_onnx.json in it).")
     if gpu_id >= 0:
         try:
             spacy.require_gpu(gpu_id)
         except Exception as err:  # thinc raises ValueError/ImportError depending on the setup
             raise InputError(f"Cannot use GPU {gpu_id}: {err}") from None
-    path = Path(model).expanduser()
     if path.exists():
         if not (path / "config.cfg").exists():
             raise InputError(
                 f"{what} {str(model)!r} is not a spaCy pipeline directory (no config.cfg in "
-                "it). Pass the folder `spacy train` wrote (e.g. training/model-best) or an "
-                "installed pipeline package."
+                "it). Pass the folder `spacy train` wrote (e.g. training/model-best)"
+                + (", an installed pipeline package or a folder written by `spacy-senti "
+                   "export-onnx`." if allow_onnx else " or an installed pipeline package.")
             )
         return spacy.load(path)
     if spacy.util.is_package(str(model)):
@@ -63,6 +121,23 @@ def load_pipeline(model: str | Path, gpu_id: int = -1, what: str = "PIPELINE") -
         f"{what} {str(model)!r} not found: no such directory and no installed pipeline "
         "package of that name."
     )
+
+
+def onnx_pipeline(path: str | Path, info: dict[str, Any] | None = None, *,
+                  variant: str | None = None, threads: int | None = None) -> Language:
+    """``spacy.blank(lang)`` + ``senti_onnx`` over the export folder ``path``."""
+    import spacy
+
+    path = Path(path).expanduser()
+    info = info if info is not None else onnx_export_info(path)
+    if info is None:
+        raise InputError(f"{path} is not an ONNX export (no senti_onnx.json in it).")
+    nlp = spacy.blank(info.get("lang") or "en")
+    nlp.add_pipe("senti_onnx", config={"path": str(path.resolve()), "variant": variant,
+                                       "threads": threads})
+    nlp.meta["name"] = str(info.get("name", "onnx")).split("_", 1)[-1]
+    nlp.meta["version"] = str(info.get("version", "0.0.0"))
+    return nlp
 
 
 def docbin_files(path: str | Path, what: str = "DATA") -> list[Path]:

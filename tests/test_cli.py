@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "spacy_senti"
 CONFIGS = ROOT / "configs"
 COMMANDS = {"convert", "evaluate", "tune-thresholds", "fit-hybrid", "score", "export-onnx",
-            "serve", "drift", "select", "cv", "distill", "backbone", "explain"}
+            "serve", "drift", "select", "cv", "distill", "backbone", "explain", "fewshot"}
 BACKBONE_COMMANDS = {"path", "export"}
 
 
@@ -152,6 +152,14 @@ BAD_INPUT = {
     "cv missing config": (
         lambda f: ["cv", f["missing"] / "x.cfg", f["docbin"]],
         "CONFIG file"),
+    "fewshot missing dev": (
+        lambda f: ["fewshot", CONFIGS / "fewshot.cfg", f["docbin"], "--dev",
+                   f["missing"] / "dev.spacy", "--output", f["root"] / "fs"],
+        "DEV file"),
+    "fewshot empty train": (
+        lambda f: ["fewshot", CONFIGS / "fewshot.cfg", f["docbin"], "--dev", f["docbin"],
+                   "--output", f["root"] / "fs"],
+        "No training doc has a label"),
     "distill missing data": (
         lambda f: ["distill", f["blank"], CONFIGS / "cpu_fast.cfg", f["missing"] / "t.spacy"],
         "DATA file"),

@@ -9,7 +9,7 @@ import pytest
 from helpers import REPO
 from weasel.util import load_project_config
 
-WORKFLOWS = ("all", "all-gpu", "sst2", "emotion", "goemotions", "absa", "multitask")
+WORKFLOWS = ("all", "all-gpu", "sst2", "emotion", "goemotions", "absa", "multitask", "fewshot")
 
 
 @pytest.fixture(scope="module")

@@ -293,3 +293,129 @@ def test_lone_request_does_not_wait(fake):
             await batcher.stop()
 
     assert asyncio.run(scenario()) < 1.0
+
+
+def test_burst_over_does_not_wait_for_more(fake):
+    """After a call of several requests, the next request waits for company only while
+    requests keep arriving (max_gap_ms), not the whole max_wait_ms."""
+    async def scenario() -> float:
+        batcher = MicroBatcher(fake.predict, max_batch=8, max_wait_ms=3000, max_gap_ms=10,
+                               max_queue=10)
+        await batcher.start()
+        try:
+            await asyncio.gather(batcher.submit(["a"]), batcher.submit(["b"]))
+            start = time.perf_counter()
+            await batcher.submit(["good"])  # alone after a call of two requests
+            return time.perf_counter() - start
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(scenario()) < 1.5
+    assert fake.calls == [["a", "b"], ["good"]]
+
+
+def test_a_burst_still_shares_one_call(fake):
+    """Requests arriving one after the other within max_gap_ms go into one call."""
+    async def scenario() -> None:
+        batcher = MicroBatcher(fake.predict, max_batch=8, max_wait_ms=3000, max_gap_ms=1000,
+                               max_queue=10)
+        await batcher.start()
+        try:
+            await asyncio.gather(batcher.submit(["a"]), batcher.submit(["b"]))
+            first = asyncio.ensure_future(batcher.submit(["c"]))
+            await asyncio.sleep(0.05)
+            await asyncio.gather(first, batcher.submit(["d"]))
+        finally:
+            await batcher.stop()
+
+    asyncio.run(scenario())
+    assert fake.calls == [["a", "b"], ["c", "d"]]
+
+
+def test_answers_match_the_response_model(client, tiny_pipeline):
+    """Answers are serialised without pydantic: they must equal AnalyzeResponse's dump."""
+    from spacy_senti.serve.schemas import AnalyzeResponse
+
+    answers = [client.post("/v1/analyze", json={"texts": ["good", "bad film"]}).json()]
+    with TestClient(create_app(tiny_pipeline, ServeSettings())) as spacy_client:
+        for explain in (False, True):
+            r = spacy_client.post("/v1/analyze", json={"texts": ["i loved it", "awful"],
+                                                       "explain": explain})
+            answers.append(r.json())
+    for body in answers:
+        assert AnalyzeResponse.model_validate(body).model_dump(mode="json") == body
+    assert answers[0]["results"][0]["explain"] is None
+
+
+def test_timing_header_only_when_asked(fake):
+    stages = {"read", "parse", "norm", "queue", "handoff", "model", "wake", "resp", "app"}
+    with TestClient(create_app(settings=SETTINGS, backend=fake)) as plain:
+        assert "server-timing" not in plain.post("/v1/analyze", json={"text": "good"}).headers
+    timed = SETTINGS.model_copy(update={"timing": True})
+    with TestClient(create_app(settings=timed, backend=fake)) as client:
+        r = client.post("/v1/analyze", json={"texts": ["good", "bad"]})
+    metrics = dict(m.strip().split(";", 1) for m in r.headers["server-timing"].split(","))
+    assert set(metrics) == stages | {"batch", "calls"}
+    assert metrics["batch"] == "desc=2" and metrics["calls"] == "desc=1"
+    durations = {k: float(v.removeprefix("dur=")) for k, v in metrics.items() if k in stages}
+    assert all(v >= 0 for v in durations.values())
+    assert durations["app"] >= durations["model"]
+
+
+def test_lone_short_request_runs_on_the_loop_thread():
+    """inline_chars: a lone short request skips the hand-off to the model thread; explain,
+    longer texts and concurrent requests still go to the model thread."""
+    threads: list[tuple[list[str], str]] = []
+
+    def predict(texts, explain):
+        threads.append((list(texts), threading.current_thread().name))
+        return [{"cats": {}, "heads": {}} for _ in texts]
+
+    async def scenario() -> str:
+        batcher = MicroBatcher(predict, max_batch=8, max_wait_ms=0, inline_chars=10)
+        await batcher.start()
+        try:
+            await batcher.submit(["short"])
+            await batcher.submit(["short"], explain=True)
+            await batcher.submit(["much too long"])
+            await asyncio.gather(batcher.submit(["a"]), batcher.submit(["b"]))
+        finally:
+            await batcher.stop()
+        return threading.current_thread().name
+
+    loop_thread = asyncio.run(scenario())
+    assert threads[0] == (["short"], loop_thread)
+    assert all(name.startswith("senti-model") for _, name in threads[1:])
+    assert [t for t, _ in threads[1:]] == [["short"], ["much too long"], ["a", "b"]]
+
+
+def test_only_backends_that_opt_in_run_inline(fake):
+    """The ONNX backend opts in (``inline``); others (spaCy, here the fake) never run inline."""
+    from spacy_senti.serve.app import OnnxBackend
+
+    assert OnnxBackend.inline is True
+    with TestClient(create_app(settings=SETTINGS, backend=fake)) as client:
+        assert client.app.state.batcher.inline_chars == 0
+    fake.inline = True
+    with TestClient(create_app(settings=SETTINGS, backend=fake)) as client:
+        assert client.app.state.batcher.inline_chars == SETTINGS.inline_chars
+        assert client.post("/v1/analyze", json={"text": "good"}).status_code == 200
+
+
+def test_half_full_call_starts_at_once(fake):
+    """Once a call holds half of max_batch, it does not wait for more (the other clients
+    turn around while it runs)."""
+    async def scenario() -> float:
+        batcher = MicroBatcher(fake.predict, max_batch=4, max_wait_ms=3000, max_gap_ms=2500,
+                               max_queue=10)
+        await batcher.start()
+        try:
+            await asyncio.gather(batcher.submit(["a"]), batcher.submit(["b"]))
+            start = time.perf_counter()
+            await asyncio.gather(batcher.submit(["c"]), batcher.submit(["d"]))
+            return time.perf_counter() - start
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(scenario()) < 1.5
+    assert fake.calls == [["a", "b"], ["c", "d"]]

@@ -235,12 +235,13 @@ def test_settings_from_env(monkeypatch, tmp_path):
 
     for name, value in [("MODEL", str(tmp_path)), ("TIMEOUT_S", "2.5"),
                         ("MAX_BATCH_CHARS", "1000"), ("MAX_REPEAT", "3"), ("MAX_SPAN", "40"),
-                        ("MMAP_THRESHOLD", "0")]:
+                        ("MMAP_THRESHOLD", "0"), ("MAX_GAP_MS", "0.5"), ("TIMING", "True")]:
         monkeypatch.setenv(f"SPACY_SENTI_SERVE_{name}", value)
     app = app_from_env()  # the model loads at startup, not here
     settings = app.state.settings
     assert (settings.timeout_s, settings.max_batch_chars, settings.max_repeat,
-            settings.max_span, settings.mmap_threshold) == (2.5, 1000, 3, 40, 0)
+            settings.max_span, settings.mmap_threshold, settings.max_gap_ms,
+            settings.timing) == (2.5, 1000, 3, 40, 0, 0.5, True)
     assert "time budget of 2.5 s" in app.description
     assert fix_mmap_threshold(0) is False
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..util import pick_column
+from ..util import onnx_export_info, onnx_variant, pick_column
 from .checkpoint import Checkpoint, checkpoint_path, input_fingerprint
 from .io import OUTPUT_FORMATS, InputError, InputReader, detect_format, open_reader, open_writer
 from .rows import HeadColumns, row_error
@@ -58,14 +58,35 @@ class ScoreSummary:
         return lines
 
 
-def run_settings(pipeline: str | Path, text_column: str, output: Path, prefix: str) -> dict:
-    """The settings a checkpoint must match to be resumed."""
-    return {
+def export_variant(pipeline: str | Path, variant: str | None, gpu: bool = False) -> str | None:
+    """The ONNX model variant that scoring ``pipeline`` runs: None for a spaCy pipeline, the
+    checked ``variant`` (default: the export's own default) for an export folder."""
+    info = onnx_export_info(pipeline) if Path(pipeline).expanduser().is_dir() else None
+    if info is None:
+        if variant is not None:
+            raise InputError(f"--onnx-variant {variant} applies to an ONNX export (a folder "
+                             "written by `spacy-senti export-onnx`); PIPELINE "
+                             f"{str(pipeline)!r} is a spaCy pipeline.")
+        return None
+    if gpu:
+        raise InputError(f"PIPELINE {str(pipeline)!r} is an ONNX export, which runs on the CPU "
+                         "(onnxruntime): drop --gpu.")
+    return onnx_variant(info, variant)
+
+
+def run_settings(pipeline: str | Path, text_column: str, output: Path, prefix: str,
+                 variant: str | None = None) -> dict:
+    """The settings a checkpoint must match to be resumed (``variant``: of an ONNX export;
+    absent for a spaCy pipeline, so checkpoints of earlier versions still resume)."""
+    settings = {
         "pipeline": str(Path(pipeline).resolve()) if Path(pipeline).exists() else str(pipeline),
         "text_column": text_column,
         "output_format": detect_format(output, OUTPUT_FORMATS),
         "prefix": prefix,
     }
+    if variant is not None:
+        settings["onnx_variant"] = variant
+    return settings
 
 
 def score_local(
@@ -84,21 +105,27 @@ def score_local(
     nlp: Any = None,
     on_batch: Callable[[Checkpoint], None] | None = None,
     overwrite: bool = False,
+    onnx_variant: str | None = None,
 ) -> ScoreSummary:
     """Score INPUT into OUTPUT, resuming from OUTPUT's checkpoint unless ``resume`` is False.
 
-    threads: torch threads per process (default: torch's; 1 when ``n_process`` > 1).
+    pipeline: a spaCy pipeline (directory or package) or an ONNX export folder (``spacy-senti
+        export-onnx``), run as ``spacy.blank`` + ``senti_onnx``: same columns, on the CPU.
+    threads: torch threads (ONNX: onnxruntime intra-op threads) per process (default: the
+        library's; 1 when ``n_process`` > 1).
     nlp: an already loaded pipeline to use instead of loading ``pipeline``.
     on_batch: called with the checkpoint after each batch is written (tests, monitoring).
     overwrite: replace an OUTPUT that exists without a checkpoint (else InputError).
+    onnx_variant: ``fp32`` or ``int8`` model of an ONNX export (default: the export's).
     """
     input_path, output = Path(input_path), Path(output)
     if gpu and n_process > 1:
         raise InputError("--gpu uses one process: drop --n-process (or use --engine ray).")
+    variant = export_variant(pipeline, onnx_variant, gpu=gpu)
     check_output_path(input_path, output)
     reader = open_reader(input_path)
     text_column = pick_column(reader.columns, text_column, input_path)
-    settings = run_settings(pipeline, text_column, output, prefix)
+    settings = run_settings(pipeline, text_column, output, prefix, variant)
     ckpt_file = checkpoint_path(output)
     if output.exists() and not ckpt_file.exists() and not overwrite:
         raise InputError(
@@ -120,14 +147,15 @@ def score_local(
     if nlp is None:
         from ..util import load_pipeline
 
-        nlp = load_pipeline(pipeline, 0 if gpu else -1)
+        nlp = load_pipeline(pipeline, 0 if gpu else -1, allow_onnx=True, variant=variant,
+                            threads=1 if n_process > 1 else threads)
     columns = HeadColumns.from_nlp(nlp, prefix=prefix)
     columns.check_collisions(reader.every_column())
     to_table = _arrow_encoder(reader, columns)
     if not ckpt.rows_done:  # starting over: an old checkpoint must not outlive the old output
         ckpt_file.unlink(missing_ok=True)
     writer = open_writer(output, ckpt.output_position if ckpt.rows_done else None, to_table)
-    if n_process > 1 or threads:
+    if variant is None and (n_process > 1 or threads):
         import torch
 
         # forked workers inherit the setting: n_process x 1 threads

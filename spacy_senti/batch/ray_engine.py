@@ -4,6 +4,9 @@ Each actor loads the pipeline once (``__init__``) and scores Arrow batches. The 
 directory of part files (``write_json`` / ``write_parquet``), in input order
 (``preserve_order``). Runs on a local Ray runtime started here, or on a cluster (``address``).
 Resuming is not supported by this engine: rerun it, or use the local engine.
+
+PIPELINE may be an ONNX export folder: each actor then runs ``spacy.blank`` + ``senti_onnx``
+with one onnxruntime thread (the folder must be readable at the same path on every node).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 from ..util import pick_column
 from .io import InputError, open_reader
-from .local import check_output_path
+from .local import check_output_path, export_variant
 from .rows import HeadColumns, row_error
 
 RAY_OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
@@ -49,13 +52,15 @@ class SentiScorer:
     """Ray Data callable class: one pipeline per actor, scores ``pyarrow.Table`` batches."""
 
     def __init__(self, pipeline: str, text_column: str, batch_size: int, prefix: str = "",
-                 gpu: bool = False) -> None:
-        import torch
-
+                 gpu: bool = False, onnx_variant: str | None = None) -> None:
         from ..util import load_pipeline
 
-        torch.set_num_threads(1)
-        self.nlp = load_pipeline(pipeline, 0 if gpu else -1)
+        if onnx_variant is None:  # a spaCy pipeline; an export runs one onnxruntime thread
+            import torch
+
+            torch.set_num_threads(1)
+        self.nlp = load_pipeline(pipeline, 0 if gpu else -1, allow_onnx=True,
+                                 variant=onnx_variant, threads=1)
         self.columns = HeadColumns.from_nlp(self.nlp, prefix=prefix)
         self.text_column = text_column
         self.batch_size = batch_size
@@ -125,10 +130,12 @@ def score_ray(
     gpu: bool = False,
     prefix: str = "",
     num_cpus: int | None = None,
+    onnx_variant: str | None = None,
 ) -> RaySummary:
     """Score INPUT into the directory OUTPUT (part files; JSONL if OUTPUT ends in .jsonl,
     else Parquet). ``address``: ``None`` starts a local runtime; ``auto`` or
-    ``ray://HEAD:10001`` joins a cluster."""
+    ``ray://HEAD:10001`` joins a cluster. ``pipeline`` may be an ONNX export folder
+    (``onnx_variant``: its ``fp32`` or ``int8`` model; default: the export's)."""
     try:
         import ray
         import ray.data
@@ -138,6 +145,7 @@ def score_ray(
             "(or pip install 'ray[data]')."
         ) from e
     input_path, output = Path(input_path), Path(output)
+    variant = export_variant(pipeline, onnx_variant, gpu=gpu)
     check_output_path(input_path, output)
     reader = open_reader(input_path)  # checks readability and columns before starting Ray
     text_column = pick_column(reader.columns, text_column, input_path)
@@ -150,7 +158,8 @@ def score_ray(
         )
     from ..util import load_pipeline
 
-    columns = HeadColumns.from_nlp(load_pipeline(pipeline), prefix=prefix)
+    columns = HeadColumns.from_nlp(load_pipeline(pipeline, allow_onnx=True, variant=variant,
+                                                 threads=1), prefix=prefix)
     columns.check_collisions(reader.columns)
 
     started_here = not ray.is_initialized()
@@ -175,7 +184,8 @@ def score_ray(
             fn_constructor_kwargs={"pipeline": str(Path(pipeline).resolve())
                                    if Path(pipeline).exists() else str(pipeline),
                                    "text_column": text_column, "batch_size": batch_size,
-                                   "prefix": prefix, "gpu": use_gpu},
+                                   "prefix": prefix, "gpu": use_gpu,
+                                   "onnx_variant": variant},
             batch_size=batch_size,
             batch_format="pyarrow",
             concurrency=concurrency,

@@ -60,13 +60,15 @@ class HeadColumns:
 
     @classmethod
     def from_nlp(cls, nlp: Language, prefix: str = "") -> HeadColumns:
-        """Columns of every ``senti_textcat`` component in ``nlp`` (pipeline order)."""
+        """Columns of every ``senti_textcat`` (or ``senti_onnx``) component in ``nlp``
+        (pipeline order)."""
         heads: list[Head] = []
         for _, pipe in nlp.pipeline:
             heads.extend(getattr(pipe, "heads", []) or [])
         if not heads:
             raise InputError(
-                f"The pipeline has no senti_textcat heads (components: {nlp.pipe_names})."
+                "The pipeline has no senti_textcat or senti_onnx heads (components: "
+                f"{nlp.pipe_names})."
             )
         return cls(heads, prefix=prefix)
 

@@ -17,6 +17,7 @@ from . import (  # noqa: F401
     evaluate,
     explain,
     export_onnx,
+    fewshot,
     fit_hybrid,
     score,
     select,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
 
-from ..errors import InputError
 from ..util import check_exists
 from ._util import app
 
@@ -20,19 +20,31 @@ def export_onnx_command(
     opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
     component: str = typer.Option("", "--component", help="senti_textcat component name "
                                   "(default: the first one)."),
+    optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Fuse the graph with "
+                                  "onnxruntime's transformer optimizer (Attention, LayerNorm, "
+                                  "GELU; checked against the unfused graph). --no-optimize "
+                                  "keeps standard ONNX ops, for other runtimes or models the "
+                                  "fuser cannot handle."),
 ) -> None:
     """Export encoder + pooling + heads of a trained pipeline to ONNX Runtime.
 
     Example: spacy-senti export-onnx training/sentiment/model-best model_onnx --quantize int8
     """
     check_exists(pipeline, "PIPELINE")
-    if not (pipeline / "config.cfg").exists():
-        raise InputError(f"PIPELINE {str(pipeline)!r} is not a spaCy pipeline directory (no "
-                         "config.cfg in it). Pass the folder `spacy train` wrote (e.g. "
-                         "training/model-best).")
+    from ..onnx import MANIFEST
     from ..onnx.export import export_onnx
+    from ..util import load_pipeline
 
-    out = export_onnx(pipeline, out_dir, quantize=quantize or None, opset=opset,
-                      component=component or None)
+    # load_pipeline says what is wrong with a folder that is not a spaCy pipeline (an ONNX
+    # export included) before anything is written
+    nlp = load_pipeline(pipeline, what="PIPELINE")
+    out = export_onnx(nlp, out_dir, quantize=quantize or None, opset=opset,
+                      component=component or None, optimize=optimize)
     files = sorted(p.name for p in out.iterdir())
     typer.secho(f"Exported to {out}: {', '.join(files)}", fg="green")
+    info = json.loads((out / MANIFEST).read_text(encoding="utf8"))["optimization"]
+    if info["optimized"]:
+        ops = ", ".join(f"{n} {op}" for op, n in info["fused_ops"].items())
+        typer.echo(f"Graph fused by onnxruntime's transformer optimizer: {ops}.")
+    elif optimize:
+        typer.echo(f"Graph not fused: {info['reason']}")

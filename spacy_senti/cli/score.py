@@ -18,6 +18,9 @@ For each head: exclusive 'sentiment' -> sentiment, sentiment_scores; multilabel 
 emotions, emotion_labels; grouped 'aspect' -> aspects, aspect_scores; plus 'error' (why a row
 was not scored: empty or non-string text; its predictions are null). Rows keep their order.
 
+PIPELINE may also be a folder written by `spacy-senti export-onnx`: it runs on ONNX Runtime
+(CPU; --onnx-variant fp32 or int8, default the export's) with the same output columns.
+
 --engine local streams in batches, writes a checkpoint (OUTPUT.checkpoint.json) after every
 batch and resumes after an interruption. --engine ray writes a directory OUTPUT of part files
 (Parquet, or JSON lines if OUTPUT ends in .jsonl); --address joins a cluster.
@@ -29,9 +32,15 @@ class Engine(str, Enum):
     ray = "ray"
 
 
+class Variant(str, Enum):
+    fp32 = "fp32"
+    int8 = "int8"
+
+
 @app.command("score", help=HELP)
 def score_command(
-    pipeline: str = typer.Argument(..., help="Pipeline directory or installed package."),
+    pipeline: str = typer.Argument(..., help="Pipeline directory, installed package or ONNX "
+                                   "export folder (spacy-senti export-onnx)."),
     input_path: Path = typer.Argument(..., metavar="INPUT", help="JSONL, CSV/TSV or Parquet."),
     output: Path = typer.Argument(..., help="Output .jsonl or .parquet (ray: a directory)."),
     text_column: str = typer.Option("text", "--text-column", "-t", help="Column with text."),
@@ -46,8 +55,12 @@ def score_command(
     num_cpus: int = typer.Option(None, "--num-cpus",
                                  help="ray: CPUs of the local runtime (default: all)."),
     threads: int = typer.Option(None, "--threads", min=1,
-                                help="local: torch threads (default: torch's; 1 per worker "
-                                     "when --n-process > 1)."),
+                                help="local: torch threads, or onnxruntime threads for an "
+                                     "ONNX export (default: the library's; 1 per worker when "
+                                     "--n-process > 1)."),
+    onnx_variant: Variant = typer.Option(None, "--onnx-variant",
+                                         help="ONNX export only: fp32 or int8 model (default: "
+                                              "the export's default)."),
     gpu: bool = typer.Option(False, "--gpu", help="Score on a GPU (ray: one per actor)."),
     resume: bool = typer.Option(True, "--resume/--no-resume",
                                 help="local: continue an interrupted run from its checkpoint."),
@@ -59,18 +72,19 @@ def score_command(
                                         "checkpoint (by default such a file is never touched)."),
 ) -> None:
     """Score every row of INPUT with PIPELINE (the help text is HELP)."""
+    variant = onnx_variant.value if onnx_variant is not None else None
     if engine == Engine.ray:
         from ..batch.ray_engine import score_ray
 
         summary = score_ray(pipeline, input_path, output, text_column=text_column,
                             batch_size=batch_size, concurrency=n_process, address=address,
-                            gpu=gpu, prefix=prefix, num_cpus=num_cpus)
+                            gpu=gpu, prefix=prefix, num_cpus=num_cpus, onnx_variant=variant)
     else:
         from ..batch.local import score_local
 
         summary = score_local(pipeline, input_path, output, text_column=text_column,
                               batch_size=batch_size, n_process=n_process, gpu=gpu,
                               resume=resume, prefix=prefix, progress=progress, threads=threads,
-                              overwrite=overwrite)
+                              overwrite=overwrite, onnx_variant=variant)
     for line in summary.lines():
         typer.echo(line)

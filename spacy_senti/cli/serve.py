@@ -23,6 +23,9 @@ def serve_command(
     workers: int = typer.Option(1, "--workers", help="uvicorn worker processes."),
     max_batch: int = typer.Option(32, "--max-batch", help="Texts per model call."),
     max_wait_ms: float = typer.Option(5.0, "--max-wait-ms", help="Wait for more texts (ms)."),
+    max_gap_ms: float = typer.Option(None, "--max-gap-ms",
+                                     help="Stop waiting for more texts once none arrived for "
+                                          "this long (ms; default 1)."),
     max_texts: int = typer.Option(64, "--max-texts", help="Texts per request."),
     max_chars: int = typer.Option(5000, "--max-chars", help="Characters per text."),
     max_queue: int = typer.Option(256, "--max-queue", help="Queued requests before 503."),
@@ -42,6 +45,13 @@ def serve_command(
     max_explain_texts: int = typer.Option(None, "--max-explain-texts",
                                           help="Texts per request with explain: true "
                                                "(default 8)."),
+    inline_chars: int = typer.Option(None, "--inline-chars",
+                                     help="ONNX: a lone request of at most this many "
+                                          "characters runs on the event loop's thread "
+                                          "(default 1000; 0: never)."),
+    timing: bool = typer.Option(False, "--timing",
+                                help="Add a Server-Timing header to each analysis: where its "
+                                     "time went in the server (ms)."),
 ) -> None:
     """Serve POST /v1/analyze, GET /health, GET /v1/model (OpenAPI docs at /docs).
 
@@ -54,7 +64,9 @@ def serve_command(
         raise InputError(f"--variant must be one of {', '.join(VARIANTS)}, not {variant!r}.")
     given = {"timeout_s": timeout_s, "max_batch_chars": max_batch_chars,
              "max_repeat": max_repeat, "max_span": max_span,
-             "max_explain_texts": max_explain_texts}
+             "max_explain_texts": max_explain_texts, "max_gap_ms": max_gap_ms,
+             "inline_chars": inline_chars,
+             "timing": timing or None}
     # options left out keep their SPACY_SENTI_SERVE_* environment value or the default
     settings = ServeSettings.from_env().model_copy(update={
         "max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_texts": max_texts,

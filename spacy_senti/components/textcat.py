@@ -158,16 +158,17 @@ class SentiTextCategorizer(TrainablePipe):
 
     def set_annotations(self, docs: Iterable[Doc], probs) -> None:
         """Write probabilities to ``doc.cats`` and the typed ``doc._`` views."""
-        values = self.model.ops.to_numpy(probs)
+        # one float32 -> Python float conversion for the whole batch (the same values as
+        # per-item float()), then list slices per head
+        rows = self.model.ops.to_numpy(probs).tolist()
         slices = self.head_slices()
         layout = [(head, slices[head.name], head.keys()) for head in self.heads]
-        for i, doc in enumerate(docs):
+        for doc, row in zip(docs, rows):
             if not len(doc):
                 continue
-            row = values[i]
             for head, sl, keys in layout:
                 head_values = row[sl]
-                doc.cats.update(zip(keys, head_values.tolist()))
+                doc.cats.update(zip(keys, head_values))
                 head.set_extensions(doc, head.decode(head_values))
 
     # --- training ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ are cut on the doc's spaCy tokens (``strided_spans``), so long docs match spaCy 
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -19,7 +20,10 @@ from spacy.util import minibatch
 
 from ..errors import ConfigError
 from ..extensions import register_head_extensions
+from ..heads import Head
 from .runner import SentiOnnx, strided_windows
+
+_INHERITED_SESSIONS: list[SentiOnnx] = []
 
 
 @Language.factory(
@@ -50,13 +54,21 @@ class SentiOnnxTextCategorizer(Pipe):
         self.threads = threads
         self.batch_size = batch_size
         self.runner: SentiOnnx | None = None
+        self._pid = os.getpid()
         if path is not None:
             self._load(Path(path))
 
     def _load(self, path: Path) -> None:
-        self.runner = SentiOnnx(path, variant=self.variant, threads=self.threads)
+        self.runner = SentiOnnx(path, variant=self.variant, threads=self.threads,
+                                batch_size=self.batch_size)
+        self._pid = os.getpid()
         for head in self.runner.heads:
             register_head_extensions(head)
+
+    @property
+    def heads(self) -> list[Head]:
+        """The exported heads (as ``senti_textcat.heads``); empty before a model is loaded."""
+        return list(self.runner.heads) if self.runner is not None else []
 
     def _require(self) -> SentiOnnx:
         if self.runner is None:
@@ -65,6 +77,12 @@ class SentiOnnxTextCategorizer(Pipe):
                 "`spacy-senti export-onnx`, e.g. nlp.add_pipe('senti_onnx', "
                 "config={'path': 'model_onnx'})."
             )
+        if self._pid != os.getpid():
+            # A forked child (nlp.pipe(n_process=...)): a session's thread pool does not
+            # survive fork, so each process opens its own. The inherited one is kept, never
+            # freed here: destroying it joins the parent's threads (a crash, onnxruntime#31961).
+            _INHERITED_SESSIONS.append(self.runner)
+            self._load(self.runner.path)
         return self.runner
 
     def __call__(self, doc: Doc) -> Doc:

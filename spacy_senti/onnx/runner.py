@@ -64,17 +64,40 @@ def activate(heads: Sequence[Head], logits: np.ndarray) -> np.ndarray:
     return out
 
 
+def session_options(threads: int | None, spinning: bool) -> Any:
+    """onnxruntime settings: all graph optimisations, one op at a time (sequential, one
+    inter-op thread: a BERT graph is a chain), ``threads`` intra-op threads, spin-waiting
+    on or off."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    if threads:
+        options.intra_op_num_threads = threads
+    flag = "1" if spinning else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", flag)
+    options.add_session_config_entry("session.inter_op.allow_spinning", flag)
+    return options
+
+
 class SentiOnnx:
     """An exported pipeline: ``SentiOnnx(path).predict(["great film"])``.
 
     path: a folder written by ``spacy-senti export-onnx``.
     variant: ``"fp32"`` or ``"int8"``; default: the exported default (int8 when quantised).
-    threads: onnxruntime intra-op threads (default: onnxruntime's choice).
-    batch_size: windows per onnxruntime call.
+    threads: onnxruntime intra-op threads (default: onnxruntime's choice, the physical cores).
+    batch_size: windows per onnxruntime call (windows are sorted by length first).
+    spinning: let idle onnxruntime threads spin-wait for work. Off by default: on CPUs
+    shared with other work (several service workers, other jobs) spinning threads steal
+    the cores (measured 1.35x faster without, int8, 2 threads, load 8 on 2 cores); a quiet,
+    dedicated machine may gain a little with it on (``bench/bench_onnx.py`` has a row).
     """
 
     def __init__(self, path: str | os.PathLike, *, variant: str | None = None,
-                 threads: int | None = None, batch_size: int = 64) -> None:
+                 threads: int | None = None, batch_size: int = 64,
+                 spinning: bool = False) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -98,13 +121,11 @@ class SentiOnnx:
         self.tokenizer.no_truncation()
         self.max_length = int(self.info["model_max_length"])
         self.pad_id = self._pad_id()
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
+        if batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {batch_size}.")
+        self.spinning = spinning
         model_file = str(self.path / self.info["files"][self.variant])
-        self.session = ort.InferenceSession(model_file, options,
+        self.session = ort.InferenceSession(model_file, session_options(threads, spinning),
                                             providers=["CPUExecutionProvider"])
         self.input_names = list(self.info["input_names"])
         weights = np.load(self.path / HEAD_FILE)

@@ -4,7 +4,9 @@ and a web page at ``GET /`` (``static/``: plain HTML, CSS and JS, nothing extern
 ``create_app(model_path, settings)`` serves either a spaCy pipeline directory (with
 ``senti_textcat``; ``explain`` gives the model's token attributions on transformer pipelines
 and ``senti_lexicon``'s valences) or an ONNX export folder (``senti_onnx.json``; no torch
-needed, no explain). Texts of concurrent requests are micro-batched.
+needed, no explain). Texts of concurrent requests are micro-batched. Answers are serialised
+with orjson straight from the results (their shape is ``AnalyzeResponse``'s, tested), and
+``ServeSettings.timing`` adds a ``Server-Timing`` header saying where each request's time went.
 
 Hostile input is answered, never served to the model as is: the body is read only up to its
 limit (413), JSON nested too deeply is a 400, lone surrogates a 422, repeated punctuation is
@@ -26,14 +28,14 @@ from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ..onnx.runner import MANIFEST
-from .batching import MicroBatcher, QueueFullError
+from .batching import MicroBatcher, QueueFullError, RequestTiming
 from .normalize import Normalized, normalize_text
 from .schemas import (
     NOT_BLANK,
@@ -100,6 +102,7 @@ class OnnxBackend:
 
     kind = "onnx"
     explain_available = False
+    inline = True  # a short call may run on the event loop's thread (settings.inline_chars)
 
     def __init__(self, path: Path, settings: ServeSettings) -> None:
         from ..onnx.runner import SentiOnnx
@@ -239,10 +242,14 @@ def create_app(model_path: str | Path | None = None, settings: ServeSettings | N
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.backend = backend or load_backend(model_path, settings)  # type: ignore[arg-type]
+        app.state.model_name = None  # backend.info()["name"], read on the first analysis
         app.state.batcher = MicroBatcher(
             app.state.backend.predict, max_batch=settings.max_batch,
-            max_wait_ms=settings.max_wait_ms, max_queue=settings.max_queue,
+            max_wait_ms=settings.max_wait_ms, max_gap_ms=settings.max_gap_ms,
+            max_queue=settings.max_queue,
             max_chars=settings.max_batch_chars,
+            inline_chars=settings.inline_chars if getattr(app.state.backend, "inline", False)
+            else 0,
         )
         await app.state.batcher.start()
         yield
@@ -340,6 +347,46 @@ def _add_error_handlers(app: FastAPI) -> None:
         return APIError(500, "internal_error", "internal server error").response()
 
 
+def _default(value: Any) -> Any:
+    """numpy scalars and arrays as plain JSON values."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+try:
+    import orjson
+
+    def dump_json(content: Any) -> bytes:
+        """JSON bytes of a response body (orjson; numpy values allowed)."""
+        return orjson.dumps(content, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
+except ImportError:  # pragma: no cover - orjson is in the serve extra
+    def dump_json(content: Any) -> bytes:
+        """JSON bytes of a response body (numpy values allowed)."""
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":"),
+                          default=_default).encode("utf-8")
+
+
+def server_timing(clock: float, read: float, parse: float, timing: RequestTiming,
+                  woke: float) -> str:
+    """The ``Server-Timing`` header of one analysis: ms per stage and the model call's size.
+
+    read: the body; parse: JSON, schema and limits; norm: normalisation; queue: waiting for
+    a model call; handoff: to the model thread and back; model: the model calls (tokenise,
+    run, decode; shared with the other requests of the call); wake: from the result to this
+    handler; resp: serialising the answer; app: all of it.
+    """
+    now = time.perf_counter()
+    started = timing.started if timing.started is not None else woke
+    finished = timing.finished if timing.finished is not None else woke
+    ms = {"read": read - clock, "parse": parse - read, "norm": timing.queued - parse,
+          "queue": started - timing.queued, "handoff": timing.handoff_s,
+          "model": timing.model_s, "wake": woke - finished, "resp": now - woke,
+          "app": now - clock}
+    metrics = [f"{name};dur={1000 * value:.3f}" for name, value in ms.items()]
+    return ", ".join([*metrics, f"batch;desc={timing.batch}", f"calls;desc={timing.calls}"])
+
+
 def validation_error(errors: Sequence[Any]) -> APIError:
     """The first pydantic error as an APIError naming the field."""
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
@@ -430,7 +477,10 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
     async def analyze(request: Request):
         """Analyse one text or a list of texts (limits and errors: see the API description)."""
         started = time.monotonic()
-        parsed = parse_request(await read_body(request, settings.max_body), settings)
+        clock = time.perf_counter() if settings.timing else 0.0
+        body = await read_body(request, settings.max_body)
+        read = time.perf_counter() if settings.timing else 0.0
+        parsed = parse_request(body, settings)
         backend = request.app.state.backend
         batcher: MicroBatcher = request.app.state.batcher
         if parsed.explain and not backend.explain_available:
@@ -445,13 +495,16 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
         if batcher.running_for() > settings.timeout_s:
             return APIError(503, "stuck", "a model call has run longer than the time budget; "
                             "retry later", limit=int(settings.timeout_s)).response(retry)
+        parse = time.perf_counter() if settings.timing else 0.0
         # normalised here, so the batcher's character budget counts what the model will see
         normed = [normalize_text(t, settings.max_repeat, settings.max_span)
                   for t in parsed.items()]
+        timing = RequestTiming() if settings.timing else None
         budget = settings.timeout_s - (time.monotonic() - started)
         try:
+            # a future, not a coroutine: wait_for then needs no task of its own
             results = await asyncio.wait_for(
-                batcher.submit([n.text for n in normed], parsed.explain),
+                batcher.enqueue([n.text for n in normed], parsed.explain, timing),
                 timeout=max(budget, 0.001))
         except QueueFullError as err:
             return APIError(503, "overloaded", f"server busy ({err}); retry later").response(
@@ -464,12 +517,22 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
             logger.exception("model error")
             return APIError(500, "model_error", "internal error while analysing the texts"
                             ).response()
+        woke = time.perf_counter() if settings.timing else 0.0
         if parsed.explain:
             restore_offsets(normed, results)
         else:
             for result in results:
-                result.pop("explain", None)
-        return {"model": backend.info()["name"], "results": results}
+                result["explain"] = None
+        # AnalyzeResponse's shape, serialised directly (no per-request pydantic models; the
+        # tests check the body against the model)
+        state = request.app.state
+        if state.model_name is None:
+            state.model_name = backend.info()["name"]
+        payload = dump_json({"model": state.model_name, "results": results})
+        headers = None
+        if timing is not None:
+            headers = {"Server-Timing": server_timing(clock, read, parse, timing, woke)}
+        return Response(payload, media_type="application/json", headers=headers)
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})
     async def health(request: Request):

@@ -1,10 +1,19 @@
 """Micro-batching: concurrent requests share one model call, and no request holds the model.
 
 Requests go into a bounded asyncio queue; one worker task builds each model call from the
-queued requests until ``max_batch`` texts or ``max_chars`` characters (the wait of
-``max_wait_ms`` for more only applies while requests are arriving concurrently: a lone request
-is served at once), runs the predict function in one dedicated thread and resolves each
-request's future.
+queued requests until ``max_batch`` texts or ``max_chars`` characters, runs the predict
+function in one dedicated thread and resolves each request's future. It waits for more texts
+only while requests are arriving concurrently (a lone request is served at once), at most
+``max_wait_ms`` in all and at most ``max_gap_ms`` after the last arrival: once a burst of
+requests is in, the call starts (waiting longer would only leave the model idle: a closed
+group of clients whose requests are all in the call sends nothing more until it is answered),
+and not at all once the call is half full (more queued texts are still taken, up to the
+limits): then one part of the clients is answered and sends its next requests while the
+other part's call runs, and the model does not idle through each turnaround.
+A lone request of at most ``inline_chars`` characters (0: none) runs on the event loop's own
+thread instead: a short call saves the two thread wake-ups of the hand-off, which cost more
+than the call itself on a busy machine; while requests arrive concurrently, calls stay in the
+model thread so the loop keeps reading them.
 
 A request larger than one call runs in several calls: each call gives up to half of itself to
 the oldest such request and fills the rest with new requests first, so a large request delays
@@ -12,6 +21,8 @@ a small one by at most one call and still progresses under any load. A request
 whose caller stopped waiting (time budget, disconnect) is dropped before its next call. If a
 call of several requests fails, each request is retried alone, so one bad request fails alone.
 ``running_for`` tells how long the current call has run (``/health`` reports a stuck call).
+``submit(..., timing=RequestTiming())`` records when a request was queued, started and
+finished and how long its model calls ran (the service's ``Server-Timing`` header).
 """
 
 from __future__ import annotations
@@ -37,6 +48,19 @@ class QueueFullError(RuntimeError):
     """The request queue is full; the client should retry later."""
 
 
+@dataclass
+class RequestTiming:
+    """Where one request's time went in the batcher (``time.perf_counter`` stamps)."""
+
+    queued: float = 0.0  # submitted
+    started: float | None = None  # its first model call began
+    finished: float | None = None  # its last result was delivered
+    model_s: float = 0.0  # seconds of the model calls that carried its texts
+    handoff_s: float = 0.0  # to the model thread and back (thread wake-ups, the GIL)
+    calls: int = 0  # model calls that carried its texts
+    batch: int = 0  # texts in the largest of those calls (its texts and others')
+
+
 @dataclass(eq=False)
 class _Job:
     texts: list[str]
@@ -44,6 +68,7 @@ class _Job:
     future: asyncio.Future = field(repr=False)
     done: int = 0  # texts sent to the model so far
     results: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    timing: RequestTiming | None = field(default=None, repr=False)
 
     @property
     def pending(self) -> bool:
@@ -66,11 +91,14 @@ class MicroBatcher:
     (``explain``: one flag per text)."""
 
     def __init__(self, predict: PredictFn, *, max_batch: int = 32, max_wait_ms: float = 5.0,
-                 max_queue: int = 256, max_chars: int | None = None) -> None:
+                 max_queue: int = 256, max_chars: int | None = None,
+                 max_gap_ms: float = 1.0, inline_chars: int = 0) -> None:
         self.predict = predict
+        self.inline_chars = inline_chars
         self.max_batch = max_batch
         self.max_chars = max_chars
         self.max_wait = max_wait_ms / 1000.0
+        self.max_gap = max_gap_ms / 1000.0
         self.queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=max_queue)
         self._carry: collections.deque[_Job] = collections.deque()  # partly run requests
         self._task: asyncio.Task | None = None
@@ -109,25 +137,39 @@ class MicroBatcher:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
-    async def submit(self, texts: list[str], explain: bool = False) -> list[dict[str, Any]]:
-        """Queue texts and wait for their results; QueueFullError when the queue is full.
+    def enqueue(self, texts: list[str], explain: bool = False,
+                timing: RequestTiming | None = None) -> asyncio.Future:
+        """Queue texts; the future gets their results. QueueFullError when the queue is full.
 
-        Cancelling the caller (e.g. ``asyncio.wait_for``) cancels the request: its texts not
-        yet sent to the model are dropped.
+        Cancelling the future (e.g. ``asyncio.wait_for`` on it) cancels the request: its
+        texts not yet sent to the model are dropped. ``timing``, if given, is filled in.
         """
-        if not texts:
-            return []
         future = asyncio.get_running_loop().create_future()
+        if not texts:
+            future.set_result([])
+            return future
+        if timing is not None:
+            timing.queued = time.perf_counter()
         try:
-            self.queue.put_nowait(_Job(list(texts), explain, future))
+            self.queue.put_nowait(_Job(list(texts), explain, future, timing=timing))
         except asyncio.QueueFull:
             raise QueueFullError(f"{self.queue.maxsize} requests queued") from None
-        return await future
+        return future
+
+    async def submit(self, texts: list[str], explain: bool = False,
+                     timing: RequestTiming | None = None) -> list[dict[str, Any]]:
+        """``enqueue`` and wait for the results (cancelling the caller cancels the request)."""
+        return await self.enqueue(texts, explain, timing)
 
     # --- the worker ----------------------------------------------------------------------------
     def _room(self, n_texts: int, n_chars: int, share: float = 1.0) -> bool:
         return n_texts < self.max_batch * share and (
             self.max_chars is None or n_chars < self.max_chars * share)
+
+    def _half_full(self, n_texts: int, n_chars: int) -> bool:
+        """A call this full starts without waiting for more: with the rest of the clients
+        turning around (answer out, next request in) while it runs, the model never idles."""
+        return not self._room(n_texts, n_chars, share=0.5)
 
     def _take(self, job: _Job, slices: list[_Slice], n_texts: int, n_chars: int,
               share: float = 1.0) -> tuple[int, int]:
@@ -163,17 +205,21 @@ class MicroBatcher:
         else:
             n_texts, n_chars = self._take(await self.queue.get(), slices, n_texts, n_chars)
         # wait for more only under concurrency (the last call had several requests), so a
-        # lone client does not pay max_wait_ms on every request
+        # lone client does not pay max_wait_ms on every request; and only while requests keep
+        # arriving (max_gap after the last one)
         wait = self.max_wait if self._last_jobs > 1 else 0.0
         deadline = loop.time() + wait
         while self._room(n_texts, n_chars):
             try:
                 job = self.queue.get_nowait()
             except asyncio.QueueEmpty:
-                if carried > 0 or loop.time() >= deadline:
+                left = min(deadline - loop.time(), self.max_gap)
+                if carried > 0 or left <= 0 or self._half_full(n_texts, n_chars):
                     break
-                await asyncio.sleep(min(deadline - loop.time(), 0.001))
-                continue
+                try:  # woken by the next request, not by polling
+                    job = await asyncio.wait_for(self.queue.get(), left)
+                except asyncio.TimeoutError:
+                    break
             n_texts, n_chars = self._take(job, slices, n_texts, n_chars)
         while carried > 0 and self._room(n_texts, n_chars):
             carried -= 1
@@ -191,11 +237,37 @@ class MicroBatcher:
             except Exception:  # pragma: no cover - _process resolves every future itself
                 logger.exception("micro-batch worker error")
 
-    async def _call(self, texts: list[str], explain: list[bool]) -> list[dict[str, Any]]:
+    def _inline(self, slices: list[_Slice], texts: list[str], explain: list[bool]) -> bool:
+        """Run this call on the event loop's thread: one request, nobody else waiting, no
+        explanation, at most ``inline_chars`` characters (a short, bounded model call)."""
+        return (len(slices) == 1 and self.queue.empty() and not any(explain)
+                and sum(len(t) for t in texts) <= self.inline_chars)
+
+    async def _call(self, texts: list[str], explain: list[bool],
+                    slices: list[_Slice]) -> list[dict[str, Any]]:
         self._call_started = time.monotonic()
         loop = asyncio.get_running_loop()
+        timed = [s.job.timing for s in slices if s.job.timing is not None]
+        inline = self._inline(slices, texts, explain)
         try:
-            return await loop.run_in_executor(self._executor, self.predict, texts, explain)
+            if not timed:
+                if inline:
+                    return self.predict(texts, explain)
+                return await loop.run_in_executor(self._executor, self.predict, texts, explain)
+            start = time.perf_counter()
+            if inline:
+                results, ran = _timed(self.predict, texts, explain)
+            else:
+                results, ran = await loop.run_in_executor(self._executor, _timed, self.predict,
+                                                          texts, explain)
+            back = time.perf_counter()
+            for timing in timed:
+                timing.started = start if timing.started is None else timing.started
+                timing.model_s += ran[1] - ran[0]
+                timing.handoff_s += (ran[0] - start) + (back - ran[1])
+                timing.calls += 1
+                timing.batch = max(timing.batch, len(texts))
+            return results
         finally:
             self._call_started = None
 
@@ -206,7 +278,7 @@ class MicroBatcher:
         texts = [t for s in slices for t in s.texts]
         explain = [s.job.explain for s in slices for _ in range(s.end - s.start)]
         try:
-            results = await self._call(texts, explain)
+            results = await self._call(texts, explain, slices)
         except Exception as err:
             if len(slices) == 1:
                 _fail(slices[0].job, err)
@@ -223,11 +295,20 @@ class MicroBatcher:
         if piece.job.future.done():
             return
         try:
-            results = await self._call(piece.texts, [piece.job.explain] * len(piece.texts))
+            results = await self._call(piece.texts, [piece.job.explain] * len(piece.texts),
+                                       [piece])
         except Exception as err:
             _fail(piece.job, err)
             return
         _deliver(piece, results)
+
+
+def _timed(predict: PredictFn, texts: list[str], explain: list[bool]
+           ) -> tuple[list[dict[str, Any]], tuple[float, float]]:
+    """``predict``'s results and when it started and ended (in the model thread)."""
+    start = time.perf_counter()
+    results = predict(texts, explain)
+    return results, (start, time.perf_counter())
 
 
 def _deliver(piece: _Slice, results: list[dict[str, Any]]) -> None:
@@ -236,6 +317,8 @@ def _deliver(piece: _Slice, results: list[dict[str, Any]]) -> None:
         return
     job.results.extend(results)
     if len(job.results) == len(job.texts):
+        if job.timing is not None:
+            job.timing.finished = time.perf_counter()
         job.future.set_result(job.results)
 
 

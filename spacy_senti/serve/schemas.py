@@ -28,7 +28,10 @@ class ServeSettings(BaseModel):
     """Limits and batching of ``spacy-senti serve`` (also read from SPACY_SENTI_SERVE_* env)."""
 
     max_batch: int = Field(32, ge=1, description="texts per model call")
-    max_wait_ms: float = Field(5.0, ge=0, description="wait for more texts before a call")
+    max_wait_ms: float = Field(5.0, ge=0, description="wait for more texts before a call "
+                               "(only while requests arrive concurrently), at most this long")
+    max_gap_ms: float = Field(1.0, ge=0, description="stop waiting for more texts once none "
+                              "has arrived for this long")
     max_texts: int = Field(64, ge=1, description="texts per request")
     max_explain_texts: int = Field(8, ge=1, description="texts per request with explain: "
                                    "true (each costs a backward pass through the model)")
@@ -46,6 +49,13 @@ class ServeSettings(BaseModel):
                             "this many repetitions before tokenisation")
     max_span: int = Field(100, ge=8, description="a stretch without whitespace longer than "
                           "this gets a space every max_span characters before tokenisation")
+    inline_chars: int = Field(1000, ge=0, description="ONNX backend: a lone request of at "
+                              "most this many characters runs its model call on the event "
+                              "loop's thread, without the hand-off to the model thread (0: "
+                              "never)")
+    timing: bool = Field(False, description="answer each analysis with a Server-Timing "
+                         "header: where the request's time went in the server (read, parse, "
+                         "norm, queue, handoff, model, wake, resp, app; ms)")
     mmap_threshold: int = Field(131_072, ge=0, description="glibc's mmap threshold (bytes) for "
                                 "the server process; a fixed one keeps RSS flat under varied "
                                 "batch shapes (0: glibc's sliding default)")

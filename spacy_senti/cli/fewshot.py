@@ -1,0 +1,58 @@
+"""``spacy-senti fewshot``: contrastive stage 1 (SetFit-style), then ``spacy train``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..util import check_exists
+from ._util import app, fmt, print_table, table
+
+
+@app.command("fewshot", context_settings={"allow_extra_args": True,
+                                          "ignore_unknown_options": True})
+def fewshot_command(
+    ctx: typer.Context,
+    config: Path = typer.Argument(..., help="Stage-2 training config, e.g. configs/fewshot.cfg."),
+    train: Path = typer.Argument(..., help="Labelled training DocBin (.spacy, or a directory)."),
+    dev: Path = typer.Option(..., "--dev", help="Dev DocBin for spacy train's evaluation."),
+    output: Path = typer.Option(..., "--output", "-o",
+                                help="Directory for encoder/, model-best/, model-last/."),
+    pairs_per_example: int = typer.Option(20, "--pairs-per-example", "-r", min=1,
+                                          help="Positive + negative pairs drawn per doc "
+                                          "(SetFit's num_iterations)."),
+    epochs: int = typer.Option(1, "--epochs", "-e", min=1, help="Stage-1 passes over pairs."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Stage-1 pairs per step."),
+    learn_rate: float = typer.Option(2e-5, "--learn-rate", min=0.0,
+                                     help="Stage-1 peak learning rate (AdamW)."),
+    head: str | None = typer.Option(None, "--head", help="Head whose labels build the pairs "
+                                    "(default: the first single-label head in TRAIN)."),
+    seed: int = typer.Option(0, "--seed"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU for stage 2 (-1: CPU)."),
+) -> None:
+    """Few labels: tune the backbone on pairs of TRAIN's docs (same label close, different
+    apart), then train CONFIG from it with spacy train.
+
+    Extra ``--section.key value`` options override the config, as with ``spacy train``.
+    """
+    from spacy.cli._util import parse_config_overrides
+
+    from ..training.fewshot import ContrastiveSettings, run_fewshot
+
+    overrides = parse_config_overrides(ctx.args)
+    check_exists(config, "CONFIG file")
+    check_exists(train, "TRAIN file")
+    check_exists(dev, "DEV file")
+    settings = ContrastiveSettings(pairs_per_example=pairs_per_example, epochs=epochs,
+                                   batch_size=batch_size, learn_rate=learn_rate, seed=seed)
+    summary = run_fewshot(config, train, dev, output, settings=settings, head=head,
+                          overrides=overrides, use_gpu=gpu_id)
+    s1, s2 = summary["stage1"], summary["stage2"]
+    print_table(table("spacy-senti fewshot", ("stage", "what", "seconds"), [
+        ("1 contrastive", f"{s1['pairs']} pairs of {s1['docs']} docs (head {s1['head']}), "
+         f"loss {fmt(s1['first_loss'])} -> {fmt(s1['last_loss'])}", fmt(s1["seconds"], 0)),
+        ("2 spacy train", str(config), fmt(s2["seconds"], 0)),
+    ], left=2))
+    typer.echo(f"Pipeline saved to {Path(output) / 'model-best'} (and model-last); tuned "
+               f"encoder in {Path(output) / 'encoder'}")

@@ -1,0 +1,254 @@
+"""Few labels: contrastive fine-tuning of the backbone (SetFit stage 1), then ``spacy train``.
+
+Stage 1 (:func:`tune_encoder`) loads the config's backbone as a sentence-transformers model
+(mean pooling over wordpieces, the pooling ``senti_textcat``'s default ``mean`` applies to the
+same rows) and fine-tunes it with sentence-transformers' ``CosineSimilarityLoss`` on pairs of
+training docs (:mod:`spacy_senti.training.pairs`): same label -> cosine 1, different -> 0
+(Jaccard overlap of label sets for multilabel and grouped heads). The tuned encoder is saved
+in Hugging Face format (``OUTPUT/encoder``).
+
+Stage 2 (:func:`run_fewshot`) is the ordinary ``spacy train`` loop on CONFIG with
+``paths.backbone`` pointing at that directory, so the result (``OUTPUT/model-best``,
+``model-last``) is a normal pipeline that packages, exports to ONNX and serves. With
+``configs/fewshot.cfg`` the encoder is frozen in stage 2 and only the heads learn, as in SetFit:
+the transformer is a frozen, annotating component (forward passes only), initialised by the
+``spacy_senti.initialize_frozen.v1`` callback.
+
+The stage-1 loop is written here (about 30 lines over the library's loss) rather than run
+through ``SentenceTransformerTrainer``: that trainer needs ``datasets`` and ``accelerate``,
+and ``datasets`` pins an older ``fsspec`` than this stack's; the loop also takes our seed and
+shows a tqdm bar.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Config
+from tqdm import tqdm
+
+from ..backbone import resolve_backbone
+from ..errors import ConfigError, InputError
+from ..heads import Head, heads_from_config
+from ..util import read_docs
+from .pairs import Pair, label_sets, make_pairs
+
+ENCODER_DIR = "encoder"
+SUMMARY_FILE = "fewshot.json"
+FACTORY = "senti_textcat"
+
+
+@dataclass
+class ContrastiveSettings:
+    """Stage-1 hyper-parameters (SetFit's defaults for a MiniLM body).
+
+    pairs_per_example: rounds of one positive + one negative pair per doc (SetFit's
+        ``num_iterations``; 2 * R * n pairs in all).
+    epochs: passes over the pairs. batch_size: pairs per step. learn_rate: AdamW peak rate,
+    linear warm-up over ``warmup`` of the steps then linear decay. max_length: wordpieces
+    kept per text.
+    """
+
+    pairs_per_example: int = 20
+    epochs: int = 1
+    batch_size: int = 16
+    learn_rate: float = 2e-5
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    max_length: int = 256
+    seed: int = 0
+
+    def check(self) -> None:
+        for name in ("pairs_per_example", "epochs", "batch_size", "max_length"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1.")
+        if self.learn_rate <= 0:
+            raise InputError("--learn-rate must be positive.")
+
+
+# --- which head drives the pairs ---------------------------------------------------------
+def config_heads(config: Config) -> list[Head]:
+    """The heads of every ``senti_textcat`` component of ``config``, in config order."""
+    heads: list[Head] = []
+    for block in (config.get("components") or {}).values():
+        if block.get("factory") == FACTORY:
+            heads += heads_from_config(block.get("heads") or {})
+    if not heads:
+        raise ConfigError("The config has no senti_textcat component with heads: stage 2 "
+                          "trains senti_textcat (see configs/fewshot.cfg).")
+    return heads
+
+
+def choose_head(heads: Sequence[Head], docs: Sequence[Doc], name: str | None = None) -> Head:
+    """``name``'s head; by default the first single-label head the docs annotate, else the
+    first annotated head."""
+    if name is not None:
+        for head in heads:
+            if head.name == name:
+                return head
+        raise InputError(f"--head {name!r}: the config's heads are "
+                         f"{', '.join(h.name for h in heads)}.")
+    annotated = [h for h in heads if any(s is not None for s in label_sets(docs, h.name))]
+    if not annotated:
+        raise InputError(
+            "No training doc has a label of any head of the config "
+            f"({', '.join(h.name for h in heads)}): doc.cats keys must be '<head>/<label>' "
+            "(as `spacy-senti convert` writes them)."
+        )
+    return next((h for h in annotated if h.single_label), annotated[0])
+
+
+def labelled(docs: Sequence[Doc], head: Head) -> tuple[list[str], list[frozenset[str]]]:
+    """Texts and label sets of the docs that annotate ``head``."""
+    texts, sets = [], []
+    for doc, labels in zip(docs, label_sets(docs, head.name), strict=True):
+        if labels is not None:
+            texts.append(doc.text)
+            sets.append(labels)
+    return texts, sets
+
+
+# --- stage 1 -----------------------------------------------------------------------------
+def load_encoder(backbone: str, max_length: int = 256, device: str = "cpu"):
+    """A sentence-transformers model over ``backbone`` (a name from a config or a directory):
+    its own modules when it is a sentence-transformers directory, else transformer + mean
+    pooling."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:  # pragma: no cover - the fewshot extra is installed in dev
+        raise InputError('Few-shot training needs sentence-transformers: '
+                         'pip install "spacy-senti[fewshot]"') from None
+    model = SentenceTransformer(resolve_backbone(backbone), device=device)
+    positions = getattr(model[0].auto_model.config, "max_position_embeddings", max_length)
+    current = model.max_seq_length or max_length
+    model.max_seq_length = int(min(current, max_length, positions))
+    return model
+
+
+def tune_encoder(backbone: str, texts: Sequence[str], pairs: Sequence[Pair], output: Path,
+                 settings: ContrastiveSettings, *, device: str = "cpu",
+                 progress: bool = True) -> dict[str, Any]:
+    """Fine-tune ``backbone`` on ``pairs`` with ``CosineSimilarityLoss`` on ``device``; save it
+    to ``output`` (Hugging Face + sentence-transformers files); returns stage-1 statistics."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    try:  # sentence-transformers >= 5.x; older releases: sentence_transformers.losses
+        from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+    except ImportError:  # pragma: no cover
+        from sentence_transformers.losses import CosineSimilarityLoss
+
+    start = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    model = load_encoder(backbone, settings.max_length, device)
+    loss_fn = CosineSimilarityLoss(model)
+    n_batches = math.ceil(len(pairs) / settings.batch_size)
+    total = n_batches * settings.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learn_rate,
+                                  weight_decay=settings.weight_decay)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(settings.warmup * total), total)
+    rng = np.random.default_rng(settings.seed)
+    losses: list[float] = []
+    model.train()
+    bar = tqdm(total=total, desc="stage 1: contrastive", unit="step", disable=not progress)
+    for _ in range(settings.epochs):
+        order = rng.permutation(len(pairs))
+        for b in range(n_batches):
+            batch = [pairs[i] for i in order[b * settings.batch_size:(b + 1) * settings.batch_size]]
+            features = [_to(model.preprocess([texts[p.first] for p in batch]), device),
+                        _to(model.preprocess([texts[p.second] for p in batch]), device)]
+            target = torch.tensor([p.target for p in batch], dtype=torch.float32, device=device)
+            loss = loss_fn(features, target)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+    bar.close()
+    model.eval()
+    output.mkdir(parents=True, exist_ok=True)
+    model.save(str(output), create_model_card=False)
+    return {"pairs": len(pairs), "steps": total, "first_loss": losses[0],
+            "last_loss": float(np.mean(losses[-max(1, n_batches // 5):])),
+            "seconds": time.perf_counter() - start}
+
+
+def _to(features: dict[str, Any], device: str) -> dict[str, Any]:
+    return {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
+
+
+# --- stage 2 -------------------------------------------------------------------------------
+@registry.callbacks("spacy_senti.initialize_frozen.v1")
+def make_initialize_frozen(components: Sequence[str] = ("transformer",)) -> Callable:
+    """``[initialize.before_init]`` callback: initialise ``components`` although they are in
+    ``training.frozen_components`` (spaCy initialises only the components it trains), so a
+    frozen ``transformer`` loads its backbone and, listed in ``annotating_components``, runs
+    forward only (no backward pass) while the heads train."""
+
+    def initialize_frozen(nlp: Language) -> Language:
+        for name in components:  # disabled while spaCy initialises the trained components
+            if name not in nlp.component_names:
+                raise ConfigError(f"initialize_frozen: no component {name!r} in the pipeline "
+                                  f"({', '.join(nlp.component_names)}).")
+            pipe = nlp.get_pipe(name)
+            pipe.initialize(lambda: [])
+            for listener in getattr(pipe, "listeners", []):  # their width, as at linking
+                if pipe.model.has_dim("nO") and listener.has_dim("nO") is None:
+                    listener.set_dim("nO", pipe.model.get_dim("nO"))
+        return nlp
+
+    return initialize_frozen
+
+
+# --- both stages -------------------------------------------------------------------------
+def run_fewshot(config_path: str | Path, train: str | Path, dev: str | Path,
+                output: str | Path, *, settings: ContrastiveSettings | None = None,
+                head: str | None = None, overrides: dict[str, Any] | None = None,
+                use_gpu: int = -1, progress: bool = True) -> dict[str, Any]:
+    """Stage 1 on TRAIN's labels, then ``spacy train`` CONFIG from the tuned encoder.
+
+    Writes ``OUTPUT/encoder`` (stage 1), ``OUTPUT/model-best`` / ``model-last`` (stage 2)
+    and ``OUTPUT/fewshot.json`` (settings, pair counts, timings); returns that summary.
+    """
+    import spacy
+    from spacy.cli.train import train as spacy_train
+
+    settings = settings or ContrastiveSettings()
+    settings.check()
+    overrides = dict(overrides or {})
+    config = spacy.util.load_config(Path(config_path), overrides=overrides, interpolate=False)
+    docs = read_docs(train, what="TRAIN")
+    read_docs(dev, what="DEV")  # fail before stage 1 on an unreadable dev set
+    chosen = choose_head(config_heads(config), docs, head)
+    texts, sets = labelled(docs, chosen)
+    pairs = make_pairs(sets, settings.pairs_per_example, settings.seed, head=chosen.name,
+                       single_label=chosen.single_label)
+    backbone = str(config["paths"].get("backbone", "default"))
+    out = Path(output)
+    encoder_dir = out / ENCODER_DIR
+    device = f"cuda:{use_gpu}" if use_gpu >= 0 else "cpu"
+    stage1 = tune_encoder(backbone, texts, pairs, encoder_dir, settings, device=device,
+                          progress=progress)
+    stage1.update(head=chosen.name, docs=len(texts), backbone=backbone)
+
+    start = time.perf_counter()
+    spacy_train(Path(config_path), out, use_gpu=use_gpu, overrides={
+        **overrides, "paths.train": str(train), "paths.dev": str(dev),
+        "paths.backbone": str(encoder_dir.resolve()), "system.seed": settings.seed})
+    summary = {"settings": asdict(settings), "stage1": stage1,
+               "stage2": {"seconds": time.perf_counter() - start, "config": str(config_path)}}
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf8")
+    return summary

@@ -1,0 +1,205 @@
+"""``spacy-senti fewshot``: pair generation, the two-stage run on a tiny random BERT (reload,
+package, ONNX export), and bad input."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import spacy
+from helpers import CONFIGS, SENTIMENT_ROWS, sentiment_cats, write_docbin
+from spacy.cli import app as spacy_app
+from typer.testing import CliRunner
+
+from spacy_senti.cli import app
+from spacy_senti.errors import InputError
+from spacy_senti.training.fewshot import ContrastiveSettings, run_fewshot
+from spacy_senti.training.pairs import jaccard, label_sets, make_pairs
+
+pytest.importorskip("sentence_transformers")
+
+CLASSES = [frozenset({lab}) for lab in "aaaabbbcc"]  # uneven class sizes: 4, 3, 2
+
+
+# --- pairs -----------------------------------------------------------------------------------
+def test_pairs_balanced_without_self_pairs():
+    pairs = make_pairs(CLASSES, pairs_per_example=5, seed=1)
+    positive = [p for p in pairs if p.target > 0]
+    negative = [p for p in pairs if p.target == 0]
+    assert len(positive) == len(negative) == 5 * len(CLASSES)
+    assert all(p.first != p.second for p in pairs)
+    # every doc anchors R positive and R negative pairs, whatever its class size
+    assert Counter(p.first for p in positive) == Counter({i: 5 for i in range(len(CLASSES))})
+    assert Counter(p.first for p in negative) == Counter({i: 5 for i in range(len(CLASSES))})
+    for p in pairs:
+        same = CLASSES[p.first] == CLASSES[p.second]
+        assert p.target == (1.0 if same else 0.0)
+
+
+def test_pairs_deterministic_with_a_seed():
+    assert make_pairs(CLASSES, 4, seed=3) == make_pairs(CLASSES, 4, seed=3)
+    assert make_pairs(CLASSES, 4, seed=3) != make_pairs(CLASSES, 4, seed=4)
+
+
+def test_multilabel_pairs_by_label_set_overlap():
+    sets = [frozenset(s) for s in ({"joy"}, {"joy", "love"}, {"love"}, {"anger"},
+                                   {"anger", "fear"}, {"fear"}, set(), set())]
+    pairs = make_pairs(sets, pairs_per_example=10, seed=0, single_label=False)
+    assert sum(p.target > 0 for p in pairs) == sum(p.target == 0 for p in pairs)
+    for p in pairs:
+        a, b = sets[p.first], sets[p.second]
+        assert p.target == pytest.approx(jaccard(a, b))
+    graded = {p.target for p in pairs}
+    assert 0.5 in graded and 1.0 in graded  # {joy} vs {joy, love}; two empty label sets
+    assert jaccard(frozenset({"a", "b"}), frozenset({"b", "c"})) == pytest.approx(1 / 3)
+
+
+def test_label_sets_read_one_head():
+    nlp = spacy.blank("en")
+    docs = [nlp.make_doc(t) for t in ("x", "y", "z")]
+    docs[0].cats = {"sentiment/positive": 1.0, "sentiment/negative": 0.0, "emotion/joy": 1.0}
+    docs[1].cats = {"emotion/joy": 0.0}
+    assert label_sets(docs, "sentiment") == [frozenset({"positive"}), None, None]
+    assert label_sets(docs, "emotion") == [frozenset({"joy"}), frozenset(), None]
+
+
+@pytest.mark.parametrize("sets, single, expected", [
+    ([frozenset({"a"})] * 4, True, "at least two classes"),
+    ([frozenset({"a"})] * 3 + [frozenset({"b"})], True, "fewer than 2 training examples"),
+    ([], True, "No training doc has a label"),
+    ([frozenset({"a", "b"}), frozenset({"a"}), frozenset({"b"})], True, "single-label"),
+    ([frozenset({"a", "b"})] * 2 + [frozenset({"a"})] * 2, False, "no negative partner"),
+])
+def test_pairs_bad_input(sets, single, expected):
+    with pytest.raises(InputError, match=expected):
+        make_pairs(sets, 2, single_label=single)
+
+
+# --- the two stages --------------------------------------------------------------------------
+STAGE2 = ["--training.max_steps", "24", "--training.eval_frequency", "12",
+          "--training.optimizer.learn_rate.warmup_steps", "2",
+          "--training.optimizer.learn_rate.total_steps", "24",
+          "--training.optimizer.learn_rate.initial_rate", "0.01"]
+
+
+@pytest.fixture(scope="module")
+def fewshot_run(tiny_bert, tmp_path_factory) -> Path:
+    """``spacy-senti fewshot configs/fewshot.cfg`` on the tiny BERT, through the CLI."""
+    root = tmp_path_factory.mktemp("fewshot")
+    rows = [(text, sentiment_cats(label)) for text, label in SENTIMENT_ROWS]
+    train = write_docbin(root / "train.spacy", rows)
+    out = root / "out"
+    result = CliRunner().invoke(app, [
+        "fewshot", str(CONFIGS / "fewshot.cfg"), str(train), "--dev", str(train),
+        "--output", str(out), "--pairs-per-example", "4", "--learn-rate", "1e-3",
+        "--seed", "0", "--paths.backbone", str(tiny_bert), *STAGE2])
+    assert result.exit_code == 0, result.output
+    assert "contrastive" in result.output and "model-best" in result.output
+    return out
+
+
+def test_two_stages_give_a_pipeline_that_reloads(fewshot_run, tiny_bert):
+    import json
+
+    summary = json.loads((fewshot_run / "fewshot.json").read_text())
+    assert summary["stage1"]["pairs"] == 2 * 4 * len(SENTIMENT_ROWS)
+    assert summary["stage1"]["head"] == "sentiment"
+    assert (fewshot_run / "encoder" / "config.json").exists()
+    nlp = spacy.load(fewshot_run / "model-best")
+    assert nlp.pipe_names == ["transformer", "senti_textcat"]
+    assert nlp.config["paths"]["backbone"] == str((fewshot_run / "encoder").resolve())
+    doc = nlp("i loved this wonderful film")
+    assert doc._.sentiment in {"positive", "negative"}
+    assert sum(doc._.sentiment_scores.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_stage1_moves_the_encoder_and_stage2_keeps_it(fewshot_run, tiny_bert):
+    """Stage 1 changed the backbone; configs/fewshot.cfg freezes it in stage 2 (the
+    pipeline's transformer weights are the stage-1 encoder's)."""
+    from transformers import AutoModel
+
+    tuned = AutoModel.from_pretrained(fewshot_run / "encoder").state_dict()
+    random = AutoModel.from_pretrained(tiny_bert).state_dict()
+    nlp = spacy.load(fewshot_run / "model-last")
+    inside = nlp.get_pipe("transformer").model.transformer.state_dict()
+    key = "encoder.layer.0.attention.self.query.weight"
+    assert not np.allclose(tuned[key].numpy(), random[key].numpy())
+    for name, value in tuned.items():
+        if name in inside:
+            assert np.allclose(inside[name].numpy(), value.numpy(), atol=1e-6), name
+
+
+def test_pipeline_packages_and_exports_without_the_encoder(fewshot_run, tmp_path):
+    """A normal pipeline: loads without the stage-1 directory, `spacy package` builds a
+    wheel, export_onnx gives the same probabilities."""
+    from spacy_senti.onnx import SentiOnnx
+    from spacy_senti.onnx.export import export_onnx
+
+    model = tmp_path / "model"
+    shutil.copytree(fewshot_run / "model-best", model)
+    moved = tmp_path / "encoder-moved"
+    shutil.move(fewshot_run / "encoder", moved)
+    try:
+        nlp = spacy.load(model)
+        texts = ["i loved this film", "the worst service", "a boring plot"]
+        expected = np.array([[d._.sentiment_scores[k] for k in ("negative", "positive")]
+                             for d in nlp.pipe(texts)])
+    finally:
+        shutil.move(moved, fewshot_run / "encoder")
+
+    out = export_onnx(nlp, tmp_path / "onnx")
+    runner = SentiOnnx(out, variant="fp32", threads=1)
+    columns = [runner.labels.index(f"sentiment/{k}") for k in ("negative", "positive")]
+    assert np.abs(runner.predict_probs(texts)[:, columns] - expected).max() <= 1e-3
+
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    result = CliRunner().invoke(spacy_app, ["package", str(model), str(packages), "--name",
+                                            "senti_fewshot", "--version", "0.0.1",
+                                            "--build", "none", "--force"])
+    assert result.exit_code == 0, result.output
+    package_dir = packages / "en_senti_fewshot-0.0.1"
+    from test_package import run
+
+    run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--skip-dependency-check",
+         "--outdir", package_dir / "dist", package_dir], timeout=300)
+    wheel = package_dir / "dist" / "en_senti_fewshot-0.0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+    data = "en_senti_fewshot/en_senti_fewshot-0.0.1"
+    assert {f"{data}/transformer/model", f"{data}/senti_textcat/model"} <= set(names)
+    packaged = spacy.load(package_dir / data)
+    got = [d._.sentiment_scores["positive"] for d in packaged.pipe(texts)]
+    assert np.allclose(got, expected[:, 1], atol=1e-6)
+
+
+# --- bad input -------------------------------------------------------------------------------
+def _run(tmp_path: Path, rows, tiny_bert, config: Path = CONFIGS / "fewshot.cfg", **kwargs):
+    train = write_docbin(tmp_path / "train.spacy", rows)
+    return run_fewshot(config, train, train, tmp_path / "out",
+                       settings=ContrastiveSettings(pairs_per_example=1),
+                       overrides={"paths.backbone": str(tiny_bert)}, progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("labels, expected", [
+    (["positive"] * 4, "at least two classes"),
+    (["positive"] * 3 + ["negative"], "negative have fewer than 2 training examples"),
+])
+def test_bad_labels_stop_before_stage_1(tmp_path, tiny_bert, labels, expected):
+    rows = [(f"text {i}", sentiment_cats(lab)) for i, lab in enumerate(labels)]
+    with pytest.raises(InputError, match=expected):
+        _run(tmp_path, rows, tiny_bert)
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_labels_of_any_head(tmp_path, tiny_bert):
+    rows = [("good", {"emotion/joy": 1.0}), ("bad", {"emotion/joy": 0.0})]
+    with pytest.raises(InputError, match="No training doc has a label of any head"):
+        _run(tmp_path, rows, tiny_bert)
+    with pytest.raises(InputError, match="--head 'emotion'"):
+        _run(tmp_path, rows, tiny_bert, head="emotion")
