@@ -210,9 +210,13 @@ def run(args: list[str], command: str = "score") -> dict:
 
 
 # --- reading outputs ----------------------------------------------------------------------
+INPUT_COLUMNS = ("id", "source", "text")
+
+
 def read_rows(path: Path) -> list[dict]:
     """Rows of a JSONL output, or of a Ray output directory (Parquet parts, in name order;
-    JSON-string columns decoded)."""
+    JSON-string prediction columns decoded; the input's columns are left as they are: a
+    tweet may start with "{")."""
     if not path.is_dir():
         with open(path, encoding="utf-8") as f:
             return [json.loads(line) for line in f]
@@ -221,7 +225,7 @@ def read_rows(path: Path) -> list[dict]:
     rows = [r for p in sorted(path.glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
     for row in rows:
         for key, value in row.items():
-            if isinstance(value, str) and value[:1] == "{":
+            if key not in INPUT_COLUMNS and isinstance(value, str) and value[:1] == "{":
                 row[key] = json.loads(value)
     return rows
 
@@ -430,7 +434,7 @@ def main() -> None:
                 tot["cpu_s"] += res["cpu_s"]
                 tot["peak_rss"] = max(tot["peak_rss"], res["peak_rss"])
 
-    input_columns = {"id", "source", "text"}
+    input_columns = set(INPUT_COLUMNS)
     if onnx_dir is None:
         onnx_line = "- ONNX export: not used"
     else:

@@ -61,3 +61,24 @@ def test_paths_in_headers_are_repo_relative(common):
         "python bench/bench_x.py --out 'a b'")
     assert common.shown_path(REPO / "training" / "x" / "model-best") == "training/x/model-best"
     assert common.shown_path(REPO.parent / "shared" / "data") == "../shared/data"
+
+
+def test_bench_score_reads_ray_parts_without_decoding_input_text(tmp_path):
+    """A tweet starting with "{" in a Ray output part stays text (it crashed the bench);
+    JSON-string prediction columns are decoded."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import bench_score
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    out = tmp_path / "ray_out"
+    out.mkdir()
+    table = pa.table({"id": [0, 1], "text": ["{not json at all", "fine"],
+                      "cats": ['{"sentiment/positive": 0.9}', '{"sentiment/positive": 0.1}']})
+    pq.write_table(table, out / "part-0.parquet")
+    rows = bench_score.read_rows(out)
+    assert rows[0]["text"] == "{not json at all"
+    assert rows[1]["cats"] == {"sentiment/positive": 0.1}

@@ -34,10 +34,10 @@ def nlp(tiny_bert):
 
 @pytest.fixture(scope="module")
 def exports(nlp, tmp_path_factory):
-    """The same pipeline exported fused (default) and unfused, both with int8."""
+    """The same pipeline exported fused (--optimize) and unfused (default), both with int8."""
     root = tmp_path_factory.mktemp("onnx_opt")
     return {
-        "fused": export_onnx(nlp, root / "fused", quantize="int8"),
+        "fused": export_onnx(nlp, root / "fused", quantize="int8", optimize=True),
         "unfused": export_onnx(nlp, root / "unfused", quantize="int8", optimize=False),
     }
 
@@ -116,7 +116,7 @@ def test_broken_fused_graph_falls_back_to_unfused_with_a_warning(nlp, tmp_path, 
 
     monkeypatch.setattr(optimizer, "optimize_model", broken)
     with pytest.warns(UserWarning, match="optimisation skipped.*differs"):
-        out = export_onnx(nlp, tmp_path / "out")
+        out = export_onnx(nlp, tmp_path / "out", optimize=True)
     info = manifest(out)["optimization"]
     assert info["optimized"] is False and "differs" in info["reason"]
     assert op_counts(out / MODEL_FP32)["Attention"] == 0
@@ -134,7 +134,7 @@ def test_failing_optimizer_falls_back_to_unfused(nlp, tmp_path, monkeypatch):
 
     monkeypatch.setattr(optimizer, "optimize_model", fails)
     with pytest.warns(UserWarning, match="optimizer failed.*unknown pattern"):
-        out = export_onnx(nlp, tmp_path / "out", quantize="int8")
+        out = export_onnx(nlp, tmp_path / "out", quantize="int8", optimize=True)
     assert manifest(out)["optimization"]["optimized"] is False
     assert manifest(out)["int8"]["gelu"] == "exact"
     assert SentiOnnx(out, threads=1).predict(["i loved it"])[0]["heads"]["sentiment"]
@@ -157,7 +157,7 @@ def test_missed_attention_retries_with_eager_attention(nlp, tmp_path, monkeypatc
         return real(*args, **kwargs)
 
     monkeypatch.setattr(optimizer, "optimize_model", first_misses)
-    out = export_onnx(nlp, tmp_path / "out")
+    out = export_onnx(nlp, tmp_path / "out", optimize=True)
     info = manifest(out)["optimization"]
     assert info["optimized"] is True and info["attention_export"] == "eager"
     assert info["fused_ops"]["Attention"] == 2 and info["parity_max_abs"] <= 1e-3
@@ -197,19 +197,18 @@ def test_runner_settings(exports):
         SentiOnnx(exports["fused"], batch_size=0)
 
 
-def test_cli_no_optimize(nlp, tmp_path):
+def test_cli_unfused_by_default_fused_with_optimize(nlp, tmp_path):
     from typer.testing import CliRunner
 
     from spacy_senti.cli import app
 
     nlp.to_disk(tmp_path / "pipe")
     runner = CliRunner()
-    plain = runner.invoke(app, ["export-onnx", str(tmp_path / "pipe"), str(tmp_path / "plain"),
-                                "--no-optimize"])
+    plain = runner.invoke(app, ["export-onnx", str(tmp_path / "pipe"), str(tmp_path / "plain")])
     assert plain.exit_code == 0, plain.output
     assert manifest(tmp_path / "plain")["optimization"]["optimized"] is False
     fused = runner.invoke(app, ["export-onnx", str(tmp_path / "pipe"), str(tmp_path / "fused"),
-                                "--quantize", "int8"])
+                                "--quantize", "int8", "--optimize"])
     assert fused.exit_code == 0, fused.output
     assert manifest(tmp_path / "fused")["optimization"]["optimized"] is True
     assert "fused" in fused.output

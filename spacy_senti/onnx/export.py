@@ -15,13 +15,16 @@ row per transformer window; its outputs are
 Only the wordpiece listener is supported: spaCy's token-level listener averages wordpieces
 per spaCy token first, which the graph does not reproduce (a clear error is raised).
 
-By default the fp32 graph goes through onnxruntime's transformer optimizer
-(``onnxruntime.transformers.optimizer``, model type "bert"), which fuses each layer into
+With ``optimize=True`` (``--optimize``) the fp32 graph goes through onnxruntime's transformer
+optimizer (``onnxruntime.transformers.optimizer``, model type "bert"), which fuses each layer into
 Attention / SkipLayerNormalization / BiasGelu and the embeddings into
 EmbedLayerNormalization (onnxruntime contrib ops: the graph then runs on onnxruntime only).
 The fused graph is checked against the unfused one on sample inputs; above 1e-3 the export
-keeps the unfused graph and warns. int8: quantisation pre-processing (shape inference),
-per-channel dynamic QInt8 weights on the encoder, the pooling and heads kept in fp32.
+keeps the unfused graph and warns. It is off by default: onnxruntime 1.32 applies the same
+fusions itself when it loads the plain graph, and the pre-fused graph ran 5-6 % slower
+(bench/results/onnx.md); the plain graph also runs on any ONNX runtime. int8: quantisation
+pre-processing (shape inference), per-channel dynamic QInt8 weights on the encoder, the
+pooling and heads kept in fp32.
 """
 
 from __future__ import annotations
@@ -232,7 +235,7 @@ def export_onnx(
     quantize: str | None = None,
     opset: int = 17,
     component: str | None = None,
-    optimize: bool = True,
+    optimize: bool = False,
 ) -> Path:
     """Write ``model.onnx`` (+ ``model.int8.onnx``), tokenizer files, head weights and
     ``senti_onnx.json`` to ``out_dir``; returns ``out_dir``.
