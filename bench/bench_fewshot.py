@@ -383,7 +383,8 @@ def write_report(out: Path, top: list[str], args_line: str, results: dict, metho
         "(stacker); fewshot scores its `model-last` and setfit has no selection, so neither "
         "uses dev labels. Plain: `configs/sentiment.cfg`, batch 16, LR 1e-4 warmup-linear, "
         "20 / 8 / 4 epochs for ≤ 100 / ≤ 400 / more docs. Fewshot: `configs/fewshot.cfg` "
-        "(stage 2 trains the head over the frozen stage-1 encoder, 300 steps). setfit: "
+        "(stage 2 trains the head over the frozen stage-1 encoder, 300 steps; "
+        "`--head-fit trained`, the default). setfit: "
         "SetFitModel + logistic regression, batch 16, 1 epoch, body LR 2e-5 (its defaults) "
         "and num_iterations = R, the pairs budget fewshot uses.",
         *[f"- {note}" for note in notes],

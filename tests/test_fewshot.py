@@ -97,7 +97,8 @@ def fewshot_run(tiny_bert, tmp_path_factory) -> Path:
     result = CliRunner().invoke(app, [
         "fewshot", str(CONFIGS / "fewshot.cfg"), str(train), "--dev", str(train),
         "--output", str(out), "--pairs-per-example", "4", "--learn-rate", "1e-3",
-        "--seed", "0", "--paths.backbone", str(tiny_bert), *STAGE2])
+        "--seed", "0", "--head-fit", "logistic", "--paths.backbone", str(tiny_bert),
+        *STAGE2])
     assert result.exit_code == 0, result.output
     assert "contrastive" in result.output and "model-best" in result.output
     return out
@@ -203,3 +204,42 @@ def test_no_labels_of_any_head(tmp_path, tiny_bert):
         _run(tmp_path, rows, tiny_bert)
     with pytest.raises(InputError, match="--head 'emotion'"):
         _run(tmp_path, rows, tiny_bert, head="emotion")
+
+
+def test_logistic_head_is_sklearns_fit_on_the_pooled_vectors(fewshot_run):
+    """--head-fit logistic: the saved head gives exactly the probabilities of
+    scikit-learn's LogisticRegression fitted (rescaled C) on the training docs' pooled
+    vectors, as SetFit's head would."""
+    import json
+
+    from sklearn.linear_model import LogisticRegression
+
+    from spacy_senti.active.select import pooled_embeddings
+
+    summary = json.loads((fewshot_run / "fewshot.json").read_text())
+    fit = summary["stage2"]["logistic"]
+    assert summary["stage2"]["head_fit"] == "logistic"
+    assert fit["docs"] == len(SENTIMENT_ROWS) and fit["C_rescaled"] < fit["C"] * 10
+    nlp = spacy.load(fewshot_run / "model-last")
+    texts = [text for text, _ in SENTIMENT_ROWS]
+    docs = list(nlp.pipe(texts))
+    X = pooled_embeddings(nlp.get_pipe("senti_textcat"), docs).astype("float64")
+    y = [label for _, label in SENTIMENT_ROWS]
+    clf = LogisticRegression(C=fit["C_rescaled"], max_iter=2000, random_state=0).fit(X, y)
+    expected = clf.predict_proba(X)
+    got = np.asarray([[doc.cats[f"sentiment/{c}"] for c in clf.classes_] for doc in docs])
+    assert np.abs(got - expected).max() < 1e-4
+    assert list(clf.classes_) == fit["classes"]
+
+
+def test_default_head_fit_keeps_spacy_trains_head(tmp_path, tiny_bert):
+    rows = [(text, sentiment_cats(label)) for text, label in SENTIMENT_ROWS]
+    train = write_docbin(tmp_path / "train.spacy", rows)
+    summary = run_fewshot(CONFIGS / "fewshot.cfg", train, train, tmp_path / "out",
+                          settings=ContrastiveSettings(pairs_per_example=2, seed=0),
+                          overrides={"paths.backbone": str(tiny_bert),
+                                     "training.max_steps": 12, "training.eval_frequency": 6,
+                                     "training.optimizer.learn_rate.warmup_steps": 2,
+                                     "training.optimizer.learn_rate.total_steps": 12},
+                          progress=False)
+    assert summary["stage2"]["head_fit"] == "trained" and "logistic" not in summary["stage2"]

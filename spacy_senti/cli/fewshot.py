@@ -29,6 +29,10 @@ def fewshot_command(
     head: str | None = typer.Option(None, "--head", help="Head whose labels build the pairs "
                                     "(default: the first single-label head in TRAIN)."),
     seed: int = typer.Option(0, "--seed"),
+    head_fit: str = typer.Option("trained", "--head-fit", help="'trained': the head spacy "
+                                 "train learnt; 'logistic': refit the single-label head with "
+                                 "logistic regression on the pooled vectors after stage 2 "
+                                 "(SetFit's head)."),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU for stage 2 (-1: CPU)."),
 ) -> None:
     """Few labels: tune the backbone on pairs of TRAIN's docs (same label close, different
@@ -47,6 +51,7 @@ def fewshot_command(
     settings = ContrastiveSettings(pairs_per_example=pairs_per_example, epochs=epochs,
                                    batch_size=batch_size, learn_rate=learn_rate, seed=seed)
     summary = run_fewshot(config, train, dev, output, settings=settings, head=head,
+                          head_fit=head_fit,
                           overrides=overrides, use_gpu=gpu_id)
     s1, s2 = summary["stage1"], summary["stage2"]
     print_table(table("spacy-senti fewshot", ("stage", "what", "seconds"), [

@@ -217,12 +217,18 @@ def make_initialize_frozen(components: Sequence[str] = ("transformer",)) -> Call
 def run_fewshot(config_path: str | Path, train: str | Path, dev: str | Path,
                 output: str | Path, *, settings: ContrastiveSettings | None = None,
                 head: str | None = None, overrides: dict[str, Any] | None = None,
-                use_gpu: int = -1, progress: bool = True) -> dict[str, Any]:
+                use_gpu: int = -1, progress: bool = True,
+                head_fit: str = "trained") -> dict[str, Any]:
     """Stage 1 on TRAIN's labels, then ``spacy train`` CONFIG from the tuned encoder.
 
     Writes ``OUTPUT/encoder`` (stage 1), ``OUTPUT/model-best`` / ``model-last`` (stage 2)
     and ``OUTPUT/fewshot.json`` (settings, pair counts, timings); returns that summary.
+    head_fit: ``"trained"`` (the head ``spacy train`` learnt) or ``"logistic"`` (single-label
+    heads: the chosen head's weights are then refitted by :func:`fit_logistic_head`, as
+    SetFit's head; at N = 8 it averaged 49.1 macro-F1 against the trained head's 50.8).
     """
+    if head_fit not in ("logistic", "trained"):
+        raise ConfigError(f"Unknown head fit {head_fit!r}: use 'logistic' or 'trained'.")
     import spacy
     from spacy.cli.train import train as spacy_train
 
@@ -248,7 +254,63 @@ def run_fewshot(config_path: str | Path, train: str | Path, dev: str | Path,
     spacy_train(Path(config_path), out, use_gpu=use_gpu, overrides={
         **overrides, "paths.train": str(train), "paths.dev": str(dev),
         "paths.backbone": str(encoder_dir.resolve()), "system.seed": settings.seed})
-    summary = {"settings": asdict(settings), "stage1": stage1,
-               "stage2": {"seconds": time.perf_counter() - start, "config": str(config_path)}}
+    stage2: dict[str, Any] = {"config": str(config_path), "head_fit": "trained"}
+    if head_fit == "logistic" and chosen.single_label:
+        for folder in ("model-last", "model-best"):
+            if (out / folder).exists():
+                stage2["logistic"] = fit_logistic_head(out / folder, texts, sets, chosen,
+                                                       seed=settings.seed)
+        stage2["head_fit"] = "logistic"
+    stage2["seconds"] = time.perf_counter() - start
+    summary = {"settings": asdict(settings), "stage1": stage1, "stage2": stage2}
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf8")
     return summary
+
+
+# --- stage 2b: the head as SetFit fits it --------------------------------------------------
+def fit_logistic_head(pipeline_dir: str | Path, texts: Sequence[str],
+                      sets: Sequence[frozenset[str]], head: Head, *, C: float = 1.0,
+                      seed: int = 0) -> dict[str, Any]:
+    """Refit ``head``'s rows of the output layer with scikit-learn's LogisticRegression on
+    the pooled vectors of the training docs (SetFit's head), and save the pipeline again.
+
+    SetFit fits the regression on unit-length sentence embeddings with ``C``; our head sees
+    the unnormalised pooled vector, so the penalty is rescaled by the mean squared norm
+    (``C / r**2``), which is the same fit when the norms are about equal. Only single-label
+    heads (softmax): for binary heads the first class keeps a zero row (softmax of
+    ``[0, w.x + b]`` is the logistic). Returns what was fitted.
+    """
+    import spacy
+    from sklearn.linear_model import LogisticRegression
+
+    from ..active.select import pooled_embeddings
+    from ..models.classifier import OUTPUT_LAYER
+    from ..util import find_textcat
+
+    if not head.single_label:
+        raise ConfigError(f"The logistic head fit needs a single-label head; '{head.name}' is "
+                          "not single-label. Use --head-fit trained.")
+    nlp = spacy.load(pipeline_dir)
+    textcat = find_textcat(nlp, head=head.name)
+    docs = list(nlp.pipe(texts))
+    X = pooled_embeddings(textcat, docs).astype("float64")
+    y = [next(iter(labels)) for labels in sets]
+    r2 = float(np.mean(np.sum(X * X, axis=1))) or 1.0
+    clf = LogisticRegression(C=C / r2, max_iter=2000, random_state=seed).fit(X, y)
+    labels = [str(x) for x in next(h for h in textcat.heads if h.name == head.name).labels]
+    rows = textcat.head_slices()[head.name]
+    output = textcat.model.get_ref(OUTPUT_LAYER)
+    W = output.ops.to_numpy(output.get_param("W")).copy()
+    b = output.ops.to_numpy(output.get_param("b")).copy()
+    W[rows], b[rows] = 0.0, 0.0
+    coef, intercept = clf.coef_, clf.intercept_
+    if len(clf.classes_) == 2:  # one row: log-odds of classes_[1]
+        coef, intercept = np.vstack([np.zeros_like(coef[0]), coef[0]]), [0.0, intercept[0]]
+    for k, label in enumerate(clf.classes_):
+        i = rows.start + labels.index(str(label))
+        W[i], b[i] = coef[k], intercept[k]
+    output.set_param("W", output.ops.asarray(W.astype("float32")))
+    output.set_param("b", output.ops.asarray(b.astype("float32")))
+    nlp.to_disk(pipeline_dir)
+    return {"C": C, "C_rescaled": C / r2, "mean_sq_norm": r2, "docs": len(y),
+            "classes": [str(c) for c in clf.classes_]}
