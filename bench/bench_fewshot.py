@@ -72,7 +72,7 @@ from spacy_senti.training.hybrid import (  # noqa: E402
 )
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path("/work/shared/data")
+DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"
 FEWSHOT_CONFIG = REPO / "configs" / "fewshot.cfg"
 HEAD = "sentiment"  # every dataset goes into one exclusive head of this name (the configs')

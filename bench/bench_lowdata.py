@@ -45,7 +45,7 @@ from spacy_senti.training.hybrid import (  # noqa: E402
 )
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path("/work/shared/data")
+DATA = REPO.parent / "shared" / "data"
 OUT = REPO / "bench" / "results" / "lowdata.md"
 CONFIG = REPO / "configs" / "sentiment.cfg"
 # epochs per training-set size (more passes over fewer rows); larger sizes: 3

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import spacy
+from helpers import SHARED_DATA
 from spacy.language import Language
 from spacy.tokens import Doc
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -18,7 +19,7 @@ from spacy_senti.lexicon.rules import normalize, punctuation_emphasis
 from spacy_senti.lexicon.user import available_domains, domain_lexicon, parse_valence_tsv
 
 SAMPLE = Path(__file__).parent / "data" / "vader_tweets_sample.tsv"
-GROUND_TRUTH = Path("/work/shared/data/vader_groundtruth/tweets_GroundTruth.txt")
+GROUND_TRUTH = SHARED_DATA / "vader_groundtruth" / "tweets_GroundTruth.txt"
 
 # VADER's own demo sentences: the scores must be identical.
 VADER_DEMO = [
