@@ -243,3 +243,13 @@ def test_default_head_fit_keeps_spacy_trains_head(tmp_path, tiny_bert):
                                      "training.optimizer.learn_rate.total_steps": 12},
                           progress=False)
     assert summary["stage2"]["head_fit"] == "trained" and "logistic" not in summary["stage2"]
+
+
+def test_logistic_head_fit_gives_both_saved_pipelines_the_same_head(fewshot_run):
+    """The encoder is frozen in configs/fewshot.cfg, so model-best gets the refitted head
+    too (it is not left with the head spacy train picked)."""
+    texts = [text for text, _ in SENTIMENT_ROWS]
+    cats = [[d.cats for d in spacy.load(fewshot_run / folder).pipe(texts)]
+            for folder in ("model-last", "model-best")]
+    for a, b in zip(*cats):
+        assert a == pytest.approx(b, abs=1e-6)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -256,10 +257,15 @@ def run_fewshot(config_path: str | Path, train: str | Path, dev: str | Path,
         "paths.backbone": str(encoder_dir.resolve()), "system.seed": settings.seed})
     stage2: dict[str, Any] = {"config": str(config_path), "head_fit": "trained"}
     if head_fit == "logistic" and chosen.single_label:
-        for folder in ("model-last", "model-best"):
-            if (out / folder).exists():
-                stage2["logistic"] = fit_logistic_head(out / folder, texts, sets, chosen,
-                                                       seed=settings.seed)
+        last, best = out / "model-last", out / "model-best"
+        stage2["logistic"] = fit_logistic_head(last, texts, sets, chosen, seed=settings.seed)
+        if best.exists():
+            if "transformer" in config["training"].get("frozen_components", []):
+                # same frozen encoder, so the refit would give best the same head: copy it
+                shutil.rmtree(best)
+                shutil.copytree(last, best)
+            else:
+                fit_logistic_head(best, texts, sets, chosen, seed=settings.seed)
         stage2["head_fit"] = "logistic"
     stage2["seconds"] = time.perf_counter() - start
     summary = {"settings": asdict(settings), "stage1": stage1, "stage2": stage2}
