@@ -68,12 +68,20 @@ class Benchmark:
     # `spacy-senti convert` args for the published test file without --dedupe (the converted
     # test split drops texts also in train/dev); published results use the whole file.
     official_test: tuple[str, ...] = ()
+    dev_key: str = "senti_macro_f"  # the dev score `spacy train` selected the checkpoint on
 
     def split(self, name: str) -> Path:
         """The DocBin (or, for gathered corpora, the folder of DocBins) of a split."""
         folder = CORPUS / self.corpus
         return folder / name if self.gather else folder / f"{name}.spacy"
 
+
+ASPECT_TERM_METRICS = {
+    "term F1": "aspect_terms_f",
+    "polarity accuracy": "aspect_polarity_acc",
+    "polarity macro-F1": "aspect_polarity_macro_f",
+    "pair F1": "aspect_pairs_f",
+}
 
 BENCHMARKS: dict[str, Benchmark] = {
     "SST-2": Benchmark(
@@ -166,6 +174,27 @@ BENCHMARKS: dict[str, Benchmark] = {
         overrides=("--components.senti_textcat.heads.emotion.kind", "exclusive"),
         gather=("fpb=fpb", "tweeteval=emotion", "semeval14=absa"),
     ),
+    # Aspect terms (senti_aspects): 3-class polarity (conflict dropped), as PyABSA's ATEPC.
+    "SemEval-2014 restaurants terms": Benchmark(
+        "absa_terms_restaurants",
+        "convert-absa-terms-restaurants",
+        "aspect_terms",
+        ASPECT_TERM_METRICS,
+        {"term F1": 0.85, "polarity accuracy": 0.83, "polarity macro-F1": 0.74},
+        "term F1 >= 85, polarity acc >= 83, macro-F1 >= 74 (PyABSA ATEPC, BERT-base, best "
+        "of 3 seeds: 86.5-87.1 / 83.1-85.0 / 74.4-78.0)",
+        dev_key="aspect_terms_f",
+    ),
+    "SemEval-2014 laptops terms": Benchmark(
+        "absa_terms_laptops",
+        "convert-absa-terms-laptops",
+        "aspect_terms",
+        ASPECT_TERM_METRICS,
+        {"term F1": 0.79, "polarity accuracy": 0.78, "polarity macro-F1": 0.73},
+        "term F1 >= 79, polarity acc >= 78, macro-F1 >= 73 (PyABSA ATEPC, BERT-base, best "
+        "of 3 seeds: 79.8-80.3 / 79.3-80.0 / 74.9-76.4)",
+        dev_key="aspect_terms_f",
+    ),
 }
 # multitask metric label -> (single-task run id, its metric label)
 SINGLE_TASK = {
@@ -192,6 +221,7 @@ class Run:
     change: str = ""
     prediction: str = ""
     untuned: bool = False  # evaluate the baseline's model without threshold tuning
+    seeds: tuple[int, ...] = (0,)  # several: the table shows mean +/- std over them
 
 
 RUNS: dict[str, Run] = {
@@ -206,6 +236,11 @@ RUNS: dict[str, Run] = {
     # Sum of the three single-task budgets, so each head sees about as many of its own
     # examples as its single-task model did (batches mix the datasets by size).
     "multitask": Run("Multitask", steps=1300),
+    # Aspect terms: ~8 epochs of the 2,7k training sentences, evaluated about every epoch.
+    "absa-terms-restaurants": Run("SemEval-2014 restaurants terms", steps=600, eval_every=100,
+                                  seeds=(0, 1, 2)),
+    "absa-terms-laptops": Run("SemEval-2014 laptops terms", steps=600, eval_every=100,
+                              seeds=(0, 1, 2)),
     # Lever experiments, each against the quality run of the same benchmark.
     "tweeteval-lr5e-5": Run(
         "TweetEval emotion",
@@ -345,7 +380,12 @@ def count_docs(path: Path) -> int:
     return sum(len(DocBin().from_disk(f)) for f in files)
 
 
-def train_command(run_id: str, run: Run, gpu_id: int) -> list[str]:
+def seed_dir(run_id: str, seed: int) -> str:
+    """Output/report folder name of one seed of a run (seed 0 keeps the bare run id)."""
+    return run_id if seed == 0 else f"{run_id}-seed{seed}"
+
+
+def train_command(run_id: str, run: Run, gpu_id: int, seed: int = 0) -> list[str]:
     bench = BENCHMARKS[run.benchmark]
     eval_every = run.eval_every or max(run.steps // 4, 50)
     warmup = int(run.steps * run.warmup)
@@ -356,7 +396,7 @@ def train_command(run_id: str, run: Run, gpu_id: int) -> list[str]:
         "train",
         f"configs/{bench.config}.cfg",
         "--output",
-        str((WORK / run_id).relative_to(REPO)),
+        str((WORK / seed_dir(run_id, seed)).relative_to(REPO)),
         "--paths.train",
         str(bench.split("train").relative_to(REPO)),
         "--paths.dev",
@@ -379,6 +419,7 @@ def train_command(run_id: str, run: Run, gpu_id: int) -> list[str]:
         str(run.steps),
         "--corpora.dev.limit",
         str(run.dev_limit),
+        *(["--system.seed", str(seed)] if seed else []),
         *bench.overrides,
         *run.overrides,
     ]
@@ -390,7 +431,10 @@ def cli(*args: str | Path, gpu_id: int | None) -> list[str]:
     return [sys.executable, "-m", "spacy_senti.cli", *map(str, args), *gpu]
 
 
-def execute(run_id: str, gpu_id: int, max_steps: int = 0) -> dict[str, Any]:
+def execute(run_id: str, gpu_id: int, max_steps: int = 0, seed: int = 0,
+            train_only: bool = False, reuse: bool = False) -> dict[str, Any]:
+    """Train (unless ``reuse`` finds this seed's model trained), evaluate, return the entry;
+    ``train_only`` stops after training (evaluate later with ``reuse``)."""
     run = RUNS[run_id]
     if max_steps:
         run = replace(run, steps=min(run.steps, max_steps))
@@ -402,17 +446,25 @@ def execute(run_id: str, gpu_id: int, max_steps: int = 0) -> dict[str, Any]:
         train_s = 0.0
         command = f"spacy-senti evaluate {out_dir.relative_to(REPO)}/model-best (no tuning)"
     else:
-        out_dir = WORK / run_id
-        train_cmd = train_command(run_id, run, gpu_id)
-        train_s = sh(train_cmd, log=out_dir / "train.log")
+        out_dir = WORK / seed_dir(run_id, seed)
+        train_cmd = train_command(run_id, run, gpu_id, seed)
         command = shlex.join(["python", *train_cmd[1:]])
-        name_model(run_id, out_dir / "model-best")
+        timing = out_dir / "train_seconds.json"
+        if reuse and timing.exists() and (out_dir / "model-best").exists():
+            train_s = json.loads(timing.read_text(encoding="utf8"))["seconds"]
+        else:
+            train_s = sh(train_cmd, log=out_dir / "train.log")
+            timing.write_text(json.dumps({"seconds": train_s, "load": load_start}),
+                              encoding="utf8")
+            name_model(run_id, out_dir / "model-best")
+        if train_only:
+            return {}
     model = out_dir / "model-best"
     if bench.tune and not run.untuned:
         tuned = out_dir / "model-tuned"
         sh(cli("tune-thresholds", model, bench.split("dev"), "--output", tuned, gpu_id=gpu_id))
         model = tuned
-    report = REPORTS / run_id
+    report = REPORTS / seed_dir(run_id, seed)
     sh(cli("evaluate", model, bench.split("test"), "--output", report, gpu_id=gpu_id))
     metrics = json.loads((report / "metrics.json").read_text(encoding="utf8"))
     meta = json.loads((out_dir / "model-best" / "meta.json").read_text(encoding="utf8"))
@@ -429,7 +481,8 @@ def execute(run_id: str, gpu_id: int, max_steps: int = 0) -> dict[str, Any]:
         "steps": run.steps,
         "epochs": round(run.steps * BATCH / n_train, 2),
         "learn_rate": run.learn_rate,
-        "best_dev": meta.get("performance", {}).get("senti_macro_f"),
+        "best_dev": meta.get("performance", {}).get(bench.dev_key),
+        "seed": seed,
         "train_minutes": round(train_s / 60, 1),
         "device": device(gpu_id),
         "cpu_flags": flags_line(),
@@ -440,6 +493,36 @@ def execute(run_id: str, gpu_id: int, max_steps: int = 0) -> dict[str, Any]:
         "command": command,
         "report": str(report.relative_to(RESULTS) / "report.md"),
     }
+
+
+SEED_KEYS = ("scores", "best_dev", "train_minutes", "report", "load", "date")
+
+
+def merge_seed(previous: dict[str, Any] | None, result: dict[str, Any]) -> dict[str, Any]:
+    """A run's stored entry after one more seed: each seed's scores under ``per_seed``, and
+    ``scores`` (``scores_std``) their mean (population std) once there are several."""
+    import statistics
+
+    per_seed: dict[str, Any] = dict((previous or {}).get("per_seed", {}))
+    if previous and not per_seed:  # stored before seeds were recorded: it was seed 0
+        per_seed[str(previous.get("seed", 0))] = {k: previous.get(k) for k in SEED_KEYS}
+    per_seed[str(result["seed"])] = {k: result.get(k) for k in SEED_KEYS}
+    merged = {**(previous or {}), **result, "per_seed": per_seed}
+    merged["seeds"] = sorted(int(k) for k in per_seed)
+    merged.pop("scores_std", None)
+    if len(per_seed) > 1:
+        means, stds = {}, {}
+        for label in result["scores"]:
+            values = [e["scores"][label] for e in per_seed.values()
+                      if e["scores"].get(label) is not None]
+            means[label] = statistics.fmean(values) if values else None
+            stds[label] = statistics.pstdev(values) if len(values) > 1 else None
+        merged["scores"], merged["scores_std"] = means, stds
+        merged["train_minutes"] = round(
+            statistics.fmean(e["train_minutes"] for e in per_seed.values()), 1)
+        seed0 = per_seed.get("0")
+        merged["report"] = seed0["report"] if seed0 else result["report"]
+    return merged
 
 
 def lexicon_comparison(run_id: str) -> dict[str, dict[str, float]]:
@@ -604,9 +687,12 @@ def render_quality(store: dict[str, Any]) -> str:
             continue
         official = res.get("official")
         primary = official["scores"] if official else res["scores"]
+        seeds = res.get("seeds", [res.get("seed", 0)])
+        std = res.get("scores_std") if not official else None
         run_cells = [
             f"{res['n_train']:,} / {(official or res)['n_test']:,}",
-            f"{res['steps']:,} ({res['epochs']})",
+            f"{res['steps']:,} ({res['epochs']})"
+            + (f"; mean of seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else ""),
             str(res["learn_rate"]),
             str(res["train_minutes"]),
             f"{res['device']}, torch threads {res['threads']}",
@@ -621,7 +707,10 @@ def render_quality(store: dict[str, Any]) -> str:
             else:
                 target_cell = "see text" if i == 0 else ""
             dedup = f"{pct(res['scores'][label])} (n={res['n_test']:,})" if official else "="
-            cells = [run.benchmark, label, pct(value), dedup, target_cell, met]
+            shown = pct(value)
+            if std and std.get(label) is not None:
+                shown += f" ± {100 * std[label]:.1f}"
+            cells = [run.benchmark, label, shown, dedup, target_cell, met]
             cells += run_cells if i == 0 else [""] * len(run_cells)
             if i:
                 cells[0] = ""
@@ -762,6 +851,12 @@ def main() -> None:
     parser.add_argument("--render", action="store_true", help="only rewrite the tables")
     parser.add_argument("--skip-done", action="store_true", help="skip runs already stored")
     parser.add_argument("--max-steps", type=int, default=0, help="cap every run (smoke test)")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train (and keep the model), evaluate later with --reuse-trained")
+    parser.add_argument("--reuse-trained", action="store_true",
+                        help="skip training where this run/seed's model-best already exists")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="run only this seed (default: each run's own seeds)")
     parser.add_argument("--store", type=Path, default=STORE, help="results JSON")
     parser.add_argument(
         "--official",
@@ -803,13 +898,20 @@ def main() -> None:
             store_path.write_text(json.dumps(store, indent=2, sort_keys=True), encoding="utf8")
     elif not args.render:
         for run_id in args.runs or list(RUNS):
-            if args.skip_done and run_id in load_store(store_path):
-                continue
-            result = execute(run_id, args.gpu_id, args.max_steps)
-            store = load_store(store_path)  # re-read: parallel lanes write the same file
-            store[run_id] = result
-            store_path.write_text(json.dumps(store, indent=2, sort_keys=True), encoding="utf8")
-            print(json.dumps({run_id: result["scores"]}), flush=True)
+            seeds = [args.seed] if args.seed is not None else list(RUNS[run_id].seeds)
+            for seed in seeds:
+                done = load_store(store_path).get(run_id)
+                if args.skip_done and done and seed in done.get("seeds", [done.get("seed", 0)]):
+                    continue
+                result = execute(run_id, args.gpu_id, args.max_steps, seed,
+                                 train_only=args.train_only, reuse=args.reuse_trained)
+                if args.train_only:
+                    continue
+                store = load_store(store_path)  # re-read: parallel lanes write the same file
+                store[run_id] = merge_seed(store.get(run_id), result)
+                store_path.write_text(json.dumps(store, indent=2, sort_keys=True),
+                                      encoding="utf8")
+                print(json.dumps({run_id: result["scores"], "seed": seed}), flush=True)
     render(load_store(store_path), store_path.parent)
 
 

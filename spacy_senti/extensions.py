@@ -15,7 +15,7 @@ and ``doc._.aspect_scores``.
 
 from __future__ import annotations
 
-from spacy.tokens import Doc, Token
+from spacy.tokens import Doc, Span, Token
 
 from .heads import Head
 
@@ -24,6 +24,9 @@ LEXICON_TOKEN_EXTENSIONS = ("valence",)
 HYBRID_DOC_EXTENSIONS = ("sentiment_sources",)
 EXPLAIN_DOC_EXTENSIONS = ("attributions",)
 EXPLAIN_TOKEN_EXTENSIONS = ("attribution",)
+ASPECTS_SPANS_KEY = "aspects"  # default doc.spans key of senti_aspects and the converter
+ASPECT_TERMS_DOC_EXTENSIONS = ("aspect_terms",)
+ASPECT_TERMS_SPAN_EXTENSIONS = ("polarity_scores",)
 
 
 def _ensure_doc(name: str) -> None:
@@ -60,3 +63,13 @@ def register_explain_extensions() -> None:
     for name in EXPLAIN_TOKEN_EXTENSIONS:
         if not Token.has_extension(name):
             Token.set_extension(name, default=None)
+
+
+def register_aspect_term_extensions() -> None:
+    """Register ``doc._.aspect_terms`` ([{"text", "start", "end", "polarity", "score"}],
+    character offsets) and ``span._.polarity_scores`` ({polarity: prob}) of senti_aspects."""
+    for name in ASPECT_TERMS_DOC_EXTENSIONS:
+        _ensure_doc(name)
+    for name in ASPECT_TERMS_SPAN_EXTENSIONS:
+        if not Span.has_extension(name):
+            Span.set_extension(name, default=None)

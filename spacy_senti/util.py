@@ -26,6 +26,7 @@ from spacy.vocab import Vocab
 from .errors import ConfigError, InputError
 
 if TYPE_CHECKING:
+    from .components.aspects import SentiAspects
     from .components.textcat import SentiTextCategorizer
 
 
@@ -165,6 +166,29 @@ def read_docs(path: str | Path, vocab: Vocab | Language | None = None,
                 "CSV/JSONL data with `spacy-senti convert` first."
             ) from None
     return docs
+
+
+def find_aspects(nlp: Language) -> SentiAspects | None:
+    """The first ``senti_aspects`` component of ``nlp`` (aspect terms), or None."""
+    from .components.aspects import SentiAspects
+
+    return next((pipe for _, pipe in nlp.pipeline if isinstance(pipe, SentiAspects)), None)
+
+
+def aspect_term_components(nlp: Language) -> list[str]:
+    """Names of the components that set ``doc._.aspect_terms``.
+
+    A component counts when its factory declares ``assigns=["doc._.aspect_terms"]``
+    (``senti_aspects``) unless the instance says ``has_aspect_terms = False``, or when the
+    instance says ``has_aspect_terms = True`` (a component whose output depends on what it
+    loaded, e.g. an ONNX export with or without terms).
+    """
+    names = []
+    for name, pipe in nlp.pipeline:
+        declared = "doc._.aspect_terms" in nlp.get_pipe_meta(name).assigns
+        if getattr(pipe, "has_aspect_terms", declared):
+            names.append(name)
+    return names
 
 
 def find_textcat(nlp: Language, name: str | None = None,

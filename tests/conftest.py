@@ -23,6 +23,7 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 from helpers import (  # noqa: E402
+    build_aspects_pipeline,
     build_cpu_fast_pipeline,
     build_sentiment_pipeline,
     build_tiny_bert,
@@ -66,3 +67,10 @@ def multitask_pipeline(tiny_bert, tmp_path_factory) -> Path:
 def cpu_fast_pipeline(tmp_path_factory) -> Path:
     """A small tok2vec sentiment pipeline (configs/cpu_fast.cfg) trained on a few texts."""
     return build_cpu_fast_pipeline(tmp_path_factory.mktemp("cpu_fast_pipe"))
+
+
+@pytest.fixture(scope="session")
+def aspects_pipeline(tiny_bert, tmp_path_factory) -> Path:
+    """transformer + senti_textcat (sentiment) + senti_aspects, overfitted on
+    helpers.ASPECT_ROWS (terms, polarities and sentence labels all predicted right)."""
+    return build_aspects_pipeline(tiny_bert, tmp_path_factory.mktemp("aspects") / "model")

@@ -124,6 +124,8 @@ SENTIMENT_ROWS = [
     ("happy with the food", "positive"),
     ("sad and boring plot", "negative"),
 ]
+# configs/multitask.cfg without senti_aspects (whose initialize needs gold aspect terms)
+MULTITASK_TEXTCAT_ONLY = {"nlp.pipeline": ["transformer", "senti_textcat"]}
 CPU_FAST_SMALL = {
     "components.senti_textcat.model.tok2vec.embed.width": 32,
     "components.senti_textcat.model.tok2vec.embed.rows": [500, 100, 200, 200],
@@ -178,3 +180,64 @@ def train(nlp: Language, examples: list[Example], n_iter: int = 60, lr: float = 
         nlp.update(batch, sgd=optimizer, losses=losses)
         history.append(losses["senti_textcat"])
     return history
+
+
+# --- aspect terms (senti_aspects) ----------------------------------------------------------
+# (text, [(start_token, end_token, polarity)], sentence sentiment)
+ASPECT_ROWS = [
+    ("the pad thai was great but the waiter was rude", [(1, 3, "positive"), (7, 8, "negative")],
+     "positive"),
+    ("battery life is awful", [(0, 2, "negative")], "negative"),
+    ("we came here on a friday", [], "positive"),
+    ("the screen is fine", [(1, 2, "neutral")], "positive"),
+    ("i love the staff", [(3, 4, "positive")], "positive"),
+    ("the price was terrible", [(1, 2, "negative")], "negative"),
+]
+
+
+def aspect_doc(nlp: Language, text: str, spans, key: str = "aspects") -> Doc:
+    """A doc with gold aspect terms in ``doc.spans[key]`` (an empty group when none)."""
+    from spacy.tokens import Span, SpanGroup
+
+    doc = nlp.make_doc(text)
+    doc.spans[key] = SpanGroup(doc, name=key, spans=[Span(doc, s, e, label=lab)
+                                                     for s, e, lab in spans])
+    return doc
+
+
+def aspect_examples(nlp: Language, rows=ASPECT_ROWS, with_sentiment: bool = False
+                    ) -> list[Example]:
+    examples = []
+    for text, spans, label in rows:
+        ref = aspect_doc(nlp, text, spans)
+        if with_sentiment:
+            ref.cats = sentiment_cats(label)
+        examples.append(Example(nlp.make_doc(text), ref))
+    return examples
+
+
+def build_aspects_pipeline(backbone: Path, path: Path, with_textcat: bool = True,
+                           n_iter: int = 60) -> Path:
+    """transformer (+ senti_textcat, one sentiment head) + senti_aspects from
+    configs/aspect_terms.cfg, overfitted on ASPECT_ROWS: every training text's terms and
+    polarities are then predicted exactly. Saved to ``path``."""
+    from thinc.api import Adam, fix_random_seed
+
+    nlp = nlp_from_config(load_config("aspect_terms", backbone))
+    if with_textcat:
+        nlp.add_pipe("senti_textcat", before="senti_aspects",
+                     config={"heads": {"sentiment": {"kind": "exclusive"}}})
+    examples = aspect_examples(nlp, with_sentiment=with_textcat)
+    fix_random_seed(0)
+    nlp.initialize(get_examples=lambda: examples)
+    optimizer = Adam(5e-3)
+    rng = random.Random(0)
+    for _ in range(n_iter):
+        batch = list(examples)
+        rng.shuffle(batch)
+        nlp.update(batch, sgd=optimizer)
+    for doc, (_, spans, _) in zip(nlp.pipe([r[0] for r in ASPECT_ROWS]), ASPECT_ROWS):
+        found = [(s.start, s.end, s.label_) for s in doc.spans["aspects"]]
+        assert found == spans, (doc.text, found, spans)
+    nlp.to_disk(path)
+    return path

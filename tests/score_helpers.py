@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from helpers import load_config, make_examples, nlp_from_config
+from helpers import MULTITASK_TEXTCAT_ONLY, load_config, make_examples, nlp_from_config
 
 SENTIMENTS = ("negative", "positive")
 EMOTIONS = ("anger", "joy")
@@ -27,7 +27,8 @@ def _cats(sent: str, emotions: list[str], aspects: dict[str, str]) -> dict[str, 
 
 def build_pipeline(tiny_bert: Path, out: Path) -> Path:
     """A tiny initialised (untrained) pipeline with exclusive, multilabel and grouped heads."""
-    nlp = nlp_from_config(load_config("multitask", tiny_bert))
+    # senti_textcat only: aspect terms have their own fixture (conftest aspects_pipeline)
+    nlp = nlp_from_config(load_config("multitask", tiny_bert, **MULTITASK_TEXTCAT_ONLY))
     examples = make_examples(nlp, [
         ("i loved the food", _cats("positive", ["joy"], {"food": "positive"})),
         ("awful service", _cats("negative", ["anger"], {"service": "negative"})),
@@ -68,7 +69,8 @@ def read_output(path: Path) -> list[dict]:
     if path.suffix == ".parquet":
         rows = pq.read_table(path).to_pylist()
         for r in rows:
-            for key in ("sentiment_scores", "emotions", "aspects", "aspect_scores"):
+            for key in ("sentiment_scores", "emotions", "aspects", "aspect_scores",
+                        "aspect_terms"):
                 if isinstance(r.get(key), str):
                     r[key] = json.loads(r[key])
         return rows

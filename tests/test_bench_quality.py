@@ -35,7 +35,8 @@ def test_runs_reference_known_benchmarks_and_baselines(bq):
     assert quality == set(bq.BENCHMARKS)  # every benchmark has its quality row
 
 
-@pytest.mark.parametrize("run_id", ["sst2", "goemotions", "multitask", "tweeteval-focal"])
+@pytest.mark.parametrize("run_id", ["sst2", "goemotions", "multitask", "tweeteval-focal",
+                                    "absa-terms-restaurants"])
 def test_train_command_overrides_are_valid_config_keys(bq, run_id):
     """A typo in an override would fail here, not after an hour of training."""
     cmd = bq.train_command(run_id, bq.RUNS[run_id], gpu_id=-1)
@@ -183,3 +184,50 @@ def test_committed_reports_have_no_machine_paths_or_placeholder_names(folder):
         text = path.read_text(encoding="utf8")
         assert "/work/" not in text and "/home/" not in text, path
         assert "en_pipeline" not in text, path
+
+
+def test_seed_flag_reaches_the_config_and_the_output_folder(bq):
+    run = bq.RUNS["absa-terms-laptops"]
+    cmd = bq.train_command("absa-terms-laptops", run, gpu_id=-1, seed=2)
+    assert cmd[cmd.index("--system.seed") + 1] == "2"
+    assert cmd[cmd.index("--output") + 1].endswith("absa-terms-laptops-seed2")
+    assert "--system.seed" not in bq.train_command("absa-terms-laptops", run, gpu_id=-1)
+
+
+def test_merge_seed_keeps_each_seed_and_reports_mean_and_std(bq):
+    first = {**_result({"term F1": 0.80, "pair F1": None}), "seed": 0}
+    entry = bq.merge_seed(None, first)
+    assert entry["scores"] == {"term F1": 0.80, "pair F1": None}
+    assert "scores_std" not in entry and entry["seeds"] == [0]
+    second = {**_result({"term F1": 0.84, "pair F1": 0.7}), "seed": 1, "train_minutes": 0.3}
+    entry = bq.merge_seed(entry, second)
+    assert entry["seeds"] == [0, 1]
+    assert entry["scores"]["term F1"] == pytest.approx(0.82)
+    assert entry["scores_std"]["term F1"] == pytest.approx(0.02)
+    # a seed with no value for a metric is left out of its mean, not counted as 0
+    assert entry["scores"]["pair F1"] == pytest.approx(0.7)
+    assert entry["scores_std"]["pair F1"] is None
+    assert entry["train_minutes"] == pytest.approx(0.2)
+    # re-running a seed replaces it instead of counting it twice
+    again = bq.merge_seed(entry, {**second, "scores": {"term F1": 0.88, "pair F1": 0.7}})
+    assert again["seeds"] == [0, 1]
+    assert again["scores"]["term F1"] == pytest.approx(0.84)
+
+
+def test_merge_seed_reads_an_entry_stored_before_seeds_as_seed_0(bq):
+    old = _result({"term F1": 0.80})  # no "seed", no "per_seed"
+    entry = bq.merge_seed(old, {**_result({"term F1": 0.90}), "seed": 1})
+    assert entry["seeds"] == [0, 1]
+    assert entry["scores"]["term F1"] == pytest.approx(0.85)
+
+
+def test_quality_table_shows_mean_and_std_over_seeds(bq):
+    entry = bq.merge_seed(None, {**_result({"term F1": 0.80, "polarity accuracy": 0.8,
+                                            "polarity macro-F1": 0.7, "pair F1": 0.6}),
+                                 "seed": 0})
+    entry = bq.merge_seed(entry, {**_result({"term F1": 0.90, "polarity accuracy": 0.8,
+                                             "polarity macro-F1": 0.7, "pair F1": 0.6}),
+                                  "seed": 1})
+    table = bq.render_quality({"absa-terms-laptops": entry})
+    row = next(line for line in table.splitlines() if "laptops terms | term F1" in line)
+    assert "85.0 ± 5.0" in row and "mean of seeds 0, 1" in row and "| yes |" in row

@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import spacy
-from helpers import WORDS, load_config, make_examples, nlp_from_config, sentiment_cats
+from helpers import (
+    MULTITASK_TEXTCAT_ONLY,
+    WORDS,
+    load_config,
+    make_examples,
+    nlp_from_config,
+    sentiment_cats,
+)
 from spacy.training import Example
 from typer.testing import CliRunner
 
@@ -44,7 +51,7 @@ def cats_matrix(docs, keys) -> np.ndarray:
 
 def initialised(tiny_bert, pooling: str, hidden: int):
     """An initialised multi-head pipeline with the given pooling (untrained: random heads)."""
-    config = load_config("multitask", tiny_bert)
+    config = load_config("multitask", tiny_bert, **MULTITASK_TEXTCAT_ONLY)
     config["components"]["senti_textcat"]["model"]["pooling"] = pooling
     config["components"]["senti_textcat"]["model"]["hidden_width"] = hidden
     nlp = nlp_from_config(config)

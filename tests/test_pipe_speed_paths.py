@@ -125,11 +125,11 @@ def test_wordpiece_counter_counts_the_model_wordpieces(pipelines):
 
 
 def test_wordpiece_counter_needs_an_initialised_model(tiny_bert):
-    from helpers import load_config, nlp_from_config
+    from helpers import MULTITASK_TEXTCAT_ONLY, load_config, nlp_from_config
 
     import spacy_senti.components.transformer  # noqa: F401
 
-    config = load_config("multitask", tiny_bert)
+    config = load_config("multitask", tiny_bert, **MULTITASK_TEXTCAT_ONLY)
     config["components"]["transformer"]["factory"] = "senti_transformer"
     nlp = nlp_from_config(config)
     trf = nlp.get_pipe("transformer")

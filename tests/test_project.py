@@ -9,7 +9,8 @@ import pytest
 from helpers import REPO
 from weasel.util import load_project_config
 
-WORKFLOWS = ("all", "all-gpu", "sst2", "emotion", "goemotions", "absa", "multitask", "fewshot")
+WORKFLOWS = ("all", "all-gpu", "sst2", "emotion", "goemotions", "absa", "absa-terms-restaurants",
+             "absa-terms-laptops", "multitask", "fewshot")
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,17 @@ import pytest
 
 EXPECTED = {
     "spacy_factories": {
-        "senti_textcat", "senti_lexicon", "senti_hybrid", "senti_onnx", "senti_transformer"
+        "senti_textcat", "senti_aspects", "senti_lexicon", "senti_hybrid", "senti_onnx",
+        "senti_transformer",
     },
     "spacy_architectures": {
         "spacy_senti.MultiHeadClassifier.v1",
         "spacy_senti.WordpieceListener.v1",
         "spacy_senti.TransformerModel.v1",
+        "spacy_senti.AspectTagger.v1",
     },
-    "spacy_scorers": {"spacy_senti.scorer.v1", "spacy_senti.lexicon_scorer.v1"},
+    "spacy_scorers": {"spacy_senti.scorer.v1", "spacy_senti.lexicon_scorer.v1",
+                      "spacy_senti.aspects_scorer.v1"},
     "spacy_callbacks": {"spacy_senti.initialize_frozen.v1"},
 }
 

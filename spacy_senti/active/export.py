@@ -1,4 +1,9 @@
-"""Annotation-tool exports of selected texts: Prodigy JSONL and Label Studio JSON."""
+"""Annotation-tool exports of selected texts: Prodigy JSONL and Label Studio JSON.
+
+Selections scored on aspect terms (``Selection.terms`` set) also carry the predicted terms:
+Prodigy ``spans`` + ``tokens`` (for ``spans.manual`` / ``ner.manual``, polarity as the span
+label) and Label Studio ``labels`` pre-annotations under the name ``aspect_terms``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..heads import Head
-from .select import Selection
+from .select import ASPECT_TERMS, Selection
 
 
 def prodigy_task(sel: Selection, heads: Sequence[Head], strategy: str) -> dict[str, Any]:
@@ -26,6 +31,12 @@ def prodigy_task(sel: Selection, heads: Sequence[Head], strategy: str) -> dict[s
         if head.single_label and predicted:
             task["label"] = predicted[0]
         task["meta"]["head"] = head.name
+    if sel.terms is not None:
+        task["tokens"] = sel.tokens or []
+        task["spans"] = [{k: v for k, v in term.items() if k != "score"} for term in sel.terms]
+        task["meta"]["terms"] = [f"{t['text']} ({t['label']} {t['score']})" for t in sel.terms]
+        if not heads:
+            task["meta"]["head"] = ASPECT_TERMS
     return task
 
 
@@ -41,6 +52,17 @@ def label_studio_task(sel: Selection, heads: Sequence[Head], strategy: str,
         }
         for head in heads
     ]
+    result += [
+        {
+            "from_name": ASPECT_TERMS,
+            "to_name": "text",
+            "type": "labels",
+            "value": {"start": t["start"], "end": t["end"], "text": t["text"],
+                      "labels": [t["label"]]},
+            "score": t["score"],
+        }
+        for t in sel.terms or []
+    ]
     return {
         "data": {"text": sel.text, "score": round(sel.score, 4), "strategy": strategy},
         "predictions": [{"model_version": model_version, "score": round(1 - sel.score, 4),
@@ -48,9 +70,14 @@ def label_studio_task(sel: Selection, heads: Sequence[Head], strategy: str,
     }
 
 
-def label_studio_config(heads: Sequence[Head]) -> str:
-    """The labelling interface XML matching :func:`label_studio_task`."""
+def label_studio_config(heads: Sequence[Head],
+                        term_labels: Sequence[str] | None = None) -> str:
+    """The labelling interface XML matching :func:`label_studio_task`; ``term_labels``
+    (the aspect term polarities) adds a span ``Labels`` block named ``aspect_terms``."""
     blocks = []
+    if term_labels is not None:
+        options = "".join(f'<Label value="{o}"/>' for o in term_labels)
+        blocks.append(f'  <Labels name="{ASPECT_TERMS}" toName="text">{options}</Labels>')
     for head in heads:
         choice = "single" if head.single_label else "multiple"
         options = "".join(f'<Choice value="{o}"/>' for o in head.label_names)
@@ -70,11 +97,14 @@ def write_prodigy(selections: Sequence[Selection], heads: Sequence[Head], strate
 
 
 def write_label_studio(selections: Sequence[Selection], heads: Sequence[Head],
-                       strategy: str, path: Path, model_version: str = "spacy-senti") -> Path:
-    """Write the tasks JSON and, next to it, ``<name>.config.xml`` (the labelling UI)."""
+                       strategy: str, path: Path, model_version: str = "spacy-senti",
+                       term_labels: Sequence[str] | None = None) -> Path:
+    """Write the tasks JSON and, next to it, ``<name>.config.xml`` (the labelling UI);
+    ``term_labels``: the aspect term polarities, when the selections carry terms."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tasks = [label_studio_task(s, heads, strategy, model_version) for s in selections]
     path.write_text(json.dumps(tasks, ensure_ascii=False, indent=1), encoding="utf8")
-    path.with_suffix(".config.xml").write_text(label_studio_config(heads), encoding="utf8")
+    path.with_suffix(".config.xml").write_text(label_studio_config(heads, term_labels),
+                                                  encoding="utf8")
     return path

@@ -7,7 +7,11 @@ Per head (names as the ``doc._`` extensions, see ``spacy_senti.extensions``):
 * grouped ``aspect``: ``aspects`` ({group: polarity}) and ``aspect_scores``
   ({group: {polarity: prob}})
 
-Mappings are written as JSON objects in JSONL and as JSON strings in Parquet (a stable
+and, when a component sets ``doc._.aspect_terms`` (``senti_aspects``, or a ``senti_onnx``
+export with terms), ``aspect_terms``: [{"text", "start", "end", "polarity", "score"}]
+(character offsets). A pipeline with terms only (no heads) gets that column alone.
+
+Mappings and term lists are written as JSON in JSONL and as JSON strings in Parquet (a stable
 schema whatever the labels); label lists are ``list<string>`` in Parquet. Rows that cannot be
 scored keep null predictions and say why in ``error``.
 """
@@ -23,8 +27,12 @@ from spacy.tokens import Doc
 
 from ..errors import InputError
 from ..heads import Head
+from ..util import aspect_term_components
 
 ERROR_COLUMN = "error"
+ASPECT_TERMS_ATTR = "aspect_terms"
+#: value types written as JSON strings in Parquet / Ray output
+JSON_TYPES = ("mapping", "terms")
 
 
 def row_error(text: Any) -> str | None:
@@ -44,33 +52,38 @@ class Column:
 
     name: str
     attr: str
-    value_type: str  # "label" (str), "labels" (list[str]) or "mapping" (dict)
+    #: "label" (str), "labels" (list[str]), "mapping" (dict) or "terms" (list[dict])
+    value_type: str
 
 
 class HeadColumns:
-    """The prediction columns of a pipeline's ``senti_textcat`` heads."""
+    """The prediction columns of a pipeline's ``senti_textcat`` heads (and aspect terms)."""
 
-    def __init__(self, heads: list[Head], prefix: str = "") -> None:
+    def __init__(self, heads: list[Head], prefix: str = "", aspect_terms: bool = False
+                 ) -> None:
         self.heads = heads
         self.columns: list[Column] = []
         for head in heads:
             for attr, value_type in zip(head.extension_names, head.value_types, strict=True):
                 self.columns.append(Column(prefix + attr, attr, value_type))
+        if aspect_terms:
+            self.columns.append(Column(prefix + ASPECT_TERMS_ATTR, ASPECT_TERMS_ATTR, "terms"))
         self.columns.append(Column(prefix + ERROR_COLUMN, ERROR_COLUMN, "label"))
 
     @classmethod
     def from_nlp(cls, nlp: Language, prefix: str = "") -> HeadColumns:
         """Columns of every ``senti_textcat`` (or ``senti_onnx``) component in ``nlp``
-        (pipeline order)."""
+        (pipeline order), then ``aspect_terms`` if a component sets them."""
         heads: list[Head] = []
         for _, pipe in nlp.pipeline:
             heads.extend(getattr(pipe, "heads", []) or [])
-        if not heads:
+        terms = bool(aspect_term_components(nlp))
+        if not heads and not terms:
             raise InputError(
-                "The pipeline has no senti_textcat or senti_onnx heads (components: "
-                f"{nlp.pipe_names})."
+                "The pipeline has no senti_textcat or senti_onnx heads and no senti_aspects "
+                f"(components: {nlp.pipe_names}): nothing to score."
             )
-        return cls(heads, prefix=prefix)
+        return cls(heads, prefix=prefix, aspect_terms=terms)
 
     @property
     def names(self) -> list[str]:
@@ -95,6 +108,8 @@ class HeadColumns:
                 value = list(value)
             elif col.value_type == "mapping" and value is not None:
                 value = _plain(value)
+            elif col.value_type == "terms" and value is not None:
+                value = [_plain(dict(term)) for term in value]
             out[col.name] = value
         out[self.columns[-1].name] = None
         return out
@@ -106,10 +121,10 @@ class HeadColumns:
         return out
 
     def encode_for_arrow(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Mappings as JSON strings (the Parquet / Ray encoding)."""
+        """Mappings and term lists as JSON strings (the Parquet / Ray encoding)."""
         out = dict(values)
         for col in self.columns:
-            if col.value_type == "mapping" and out.get(col.name) is not None:
+            if col.value_type in JSON_TYPES and out.get(col.name) is not None:
                 out[col.name] = json.dumps(out[col.name], ensure_ascii=False)
         return out
 
@@ -117,7 +132,8 @@ class HeadColumns:
         """pyarrow fields of the prediction columns (Parquet / Ray output)."""
         import pyarrow as pa
 
-        types = {"label": pa.string(), "mapping": pa.string(), "labels": pa.list_(pa.string())}
+        types = {"label": pa.string(), "mapping": pa.string(), "terms": pa.string(),
+                 "labels": pa.list_(pa.string())}
         return [pa.field(c.name, types[c.value_type]) for c in self.columns]
 
 

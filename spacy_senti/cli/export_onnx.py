@@ -13,7 +13,8 @@ from ._util import app
 
 @app.command("export-onnx")
 def export_onnx_command(
-    pipeline: Path = typer.Argument(..., help="Trained spaCy pipeline directory (senti_textcat)."),
+    pipeline: Path = typer.Argument(
+        ..., help="Trained spaCy pipeline directory (senti_textcat and/or senti_aspects)."),
     out_dir: Path = typer.Argument(..., help="Output folder for the ONNX model and tokenizer."),
     quantize: str = typer.Option("", "--quantize", help="'int8': also write a dynamic "
                                  "int8-quantised model and make it the default."),

@@ -15,8 +15,10 @@ Score every row of INPUT (JSONL, CSV/TSV or Parquet) with PIPELINE and write the
 prediction columns to OUTPUT (.jsonl or .parquet).
 
 For each head: exclusive 'sentiment' -> sentiment, sentiment_scores; multilabel 'emotion' ->
-emotions, emotion_labels; grouped 'aspect' -> aspects, aspect_scores; plus 'error' (why a row
-was not scored: empty or non-string text; its predictions are null). Rows keep their order.
+emotions, emotion_labels; grouped 'aspect' -> aspects, aspect_scores; with senti_aspects,
+aspect_terms (a list of {text, start, end, polarity, score}; a JSON string in Parquet); plus
+'error' (why a row was not scored: empty or non-string text; its predictions are null). Rows
+keep their order.
 
 PIPELINE may also be a folder written by `spacy-senti export-onnx`: it runs on ONNX Runtime
 (CPU; --onnx-variant fp32 or int8, default the export's) with the same output columns.

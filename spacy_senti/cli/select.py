@@ -17,8 +17,9 @@ def select_command(
     n: int = typer.Option(100, "--n", "-n", min=1, help="How many texts to select."),
     strategy: str = typer.Option("entropy", "--strategy", "-s",
                                  help="entropy | margin | least-confidence | diverse | random"),
-    head: str | None = typer.Option(None, "--head", help="Score only this head (default: "
-                                    "mean over heads)."),
+    head: str | None = typer.Option(None, "--head", help="Score only this head, or "
+                                    "aspect_terms (senti_aspects' terms) (default: mean over "
+                                    "heads and terms)."),
     output: Path = typer.Option(..., "--output", "-o", help="Prodigy JSONL to write."),
     label_studio: Path | None = typer.Option(None, "--label-studio",
                                              help="Also write Label Studio import JSON."),
@@ -34,6 +35,7 @@ def select_command(
     from ..active.export import write_label_studio, write_prodigy
     from ..active.select import select_texts
     from ..monitor.inputs import read_texts
+    from ..util import find_aspects
 
     check_exists(unlabelled, "UNLABELLED file")
     nlp = load_pipeline(model, what="MODEL")
@@ -44,6 +46,9 @@ def select_command(
     typer.echo(f"{len(chosen)} of {len(texts)} texts ({strategy}) written to {output}")
     if label_studio is not None:
         version = f"{nlp.meta.get('name', 'pipeline')}-{nlp.meta.get('version', '')}"
-        write_label_studio(chosen, heads, strategy, label_studio, model_version=version)
+        aspects = find_aspects(nlp)
+        with_terms = aspects is not None and any(sel.terms is not None for sel in chosen)
+        write_label_studio(chosen, heads, strategy, label_studio, model_version=version,
+                           term_labels=list(aspects.labels) if with_terms else None)
         typer.echo(f"Label Studio tasks written to {label_studio} "
                    f"(labelling config: {label_studio.with_suffix('.config.xml')})")

@@ -22,6 +22,18 @@ from ..util import Row, pick_column, read_columns, read_rows
 LABEL_COLUMNS = ("label", "labels", "sentiment", "emotion", "emotions", "category")
 
 
+@dataclass(frozen=True)
+class RawTerm:
+    """One SemEval ``<aspectTerm term polarity from to>`` as written (attributes unvalidated,
+    None when missing); ``from``/``to`` are character offsets into the sentence text."""
+
+    term: str | None
+    polarity: str | None
+    start: str | None
+    end: str | None
+    where: str = ""
+
+
 @dataclass
 class Record:
     """One raw row of an input file.
@@ -29,6 +41,7 @@ class Record:
     labels: raw label strings (exclusive / multilabel heads); None when the label cell is
         missing or empty, ``[]`` for an explicitly empty list (a multi-label row with no label).
     aspects: raw ``(group, polarity)`` pairs (grouped heads); None when missing.
+    terms: raw SemEval ``<aspectTerm>`` elements of the row (None for other formats).
     where: location for reports, e.g. ``"train.tsv:12"``.
     problem: set when the row could not be parsed (e.g. ``"malformed row: ..."``).
     """
@@ -36,6 +49,7 @@ class Record:
     text: str
     labels: list[str] | None = None
     aspects: list[tuple[str, str]] | None = None
+    terms: list[RawTerm] | None = None
     where: str = ""
     id: str | None = None
     problem: str | None = None
@@ -61,6 +75,17 @@ class ReaderOptions:
     header: bool = True
     label_file: Path | None = None
     grouped: bool = False
+    level: str = "categories"
+
+    @property
+    def reads_categories(self) -> bool:
+        """SemEval: ``--level categories`` or ``both`` (aspectCategory elements are needed)."""
+        return self.level in ("categories", "both")
+
+    @property
+    def reads_terms(self) -> bool:
+        """SemEval: ``--level terms`` or ``both`` (aspectTerm spans are converted)."""
+        return self.level in ("terms", "both")
 
 
 @dataclass
@@ -321,31 +346,48 @@ def read_tweeteval(path: Path, opts: ReaderOptions) -> Source:
 
 # --- SemEval-2014 Task 4 XML ----------------------------------------------------------------
 class _SemEvalHandler(xml.sax.ContentHandler):
-    """Collects sentence text and aspectCategory (category, polarity) with line numbers."""
+    """Collects sentence text, aspectCategory (category, polarity) pairs and aspectTerm
+    elements, with line numbers. A malformed aspectCategory marks the sentence only when
+    categories are read (``categories``)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, categories: bool = True) -> None:
         super().__init__()
         self.name = name
+        self.categories = categories
         self.records: list[Record] = []
         self.n_categories = 0
+        self.n_terms = 0
         self._text: list[str] | None = None
         self._current: Record | None = None
 
+    def _line(self) -> int:
+        return self._locator.getLineNumber() if self._locator else 0
+
     def startElement(self, tag: str, attrs: Any) -> None:  # noqa: N802 - SAX API
         if tag == "sentence":
-            line = self._locator.getLineNumber() if self._locator else 0
             self._current = Record(
-                "", aspects=[], where=f"{self.name}:{line}", id=attrs.get("id")
+                "", aspects=[], terms=[], where=f"{self.name}:{self._line()}", id=attrs.get("id")
             )
-        elif tag == "text" and self._current is not None:
+        elif self._current is None:
+            return
+        elif tag == "text":
             self._text = []
-        elif tag == "aspectCategory" and self._current is not None:
+        elif tag == "aspectCategory":
             self.n_categories += 1
             category, polarity = attrs.get("category"), attrs.get("polarity")
             if category is None or polarity is None:
-                self._current.problem = "malformed row: aspectCategory without category/polarity"
+                if self.categories:
+                    self._current.problem = (
+                        "malformed row: aspectCategory without category/polarity"
+                    )
             elif self._current.aspects is not None:
                 self._current.aspects.append((category, polarity))
+        elif tag == "aspectTerm" and self._current.terms is not None:
+            self.n_terms += 1
+            self._current.terms.append(RawTerm(
+                attrs.get("term"), attrs.get("polarity"), attrs.get("from"), attrs.get("to"),
+                f"{self.name}:{self._line()}",
+            ))
 
     def characters(self, content: str) -> None:
         if self._text is not None:
@@ -361,20 +403,23 @@ class _SemEvalHandler(xml.sax.ContentHandler):
 
 
 def read_semeval14(path: Path, opts: ReaderOptions) -> Source:
-    """SemEval-2014 Task 4 XML: one record per ``<sentence>``, aspects = aspectCategories."""
+    """SemEval-2014 Task 4 XML: one record per ``<sentence>`` with its aspectCategories
+    (``aspects``) and aspectTerms (``terms``). ``opts.level`` categories / both needs
+    aspectCategory elements (restaurants); terms reads laptops files too."""
     if not path.exists():
         raise InputError(f"Input file not found: {path}")
-    handler = _SemEvalHandler(path.name)
+    handler = _SemEvalHandler(path.name, categories=opts.reads_categories)
     try:
         xml.sax.parse(str(path), handler)
     except xml.sax.SAXParseException as err:
         raise InputError(
             f"{path}: line {err.getLineNumber()}: not well-formed XML ({err.getMessage()})."
         ) from None
-    if handler.records and handler.n_categories == 0:
+    if opts.reads_categories and handler.records and handler.n_categories == 0:
         raise InputError(
             f"{path}: no <aspectCategory> elements. SemEval-2014 laptops files annotate aspect "
-            "terms only; the semeval14 converter reads aspect categories (restaurants)."
+            f"terms only; --level {opts.level} reads aspect categories (restaurants). Pass "
+            "--level terms to convert the aspect terms to doc.spans."
         )
     return Source(path, iter(handler.records))
 

@@ -29,15 +29,21 @@ from .calibration import DEFAULT_BINS, ReliabilityBins, calibration_pairs, relia
 from .scorer import PREFIX, head_arrays, score_heads
 
 if TYPE_CHECKING:
-    pass
+    from ..components.aspects import SentiAspects
 
 MARKDOWN_ERRORS = 10
 MARKDOWN_TEXT_CHARS = 100
 EXPLANATIONS_FILE = "explanations.html"
 #: most confident errors per head explained in explanations.html
 N_EXPLAINED = 10
-
-
+ASPECT_TERMS_SAMPLE_FILE = "aspect_terms_sample.html"
+ASPECT_TERMS_PREFIX = "aspect_terms"  # figure names: aspect_terms_confusion.png, ..._f1.png
+#: sentences rendered on the aspect terms sample page: with errors first, then correct ones
+N_TERM_SAMPLE_ERRORS = 12
+N_TERM_SAMPLE_CORRECT = 4
+#: displaCy span colours of the usual polarities (others: displaCy's grey)
+POLARITY_COLOURS = {"positive": "#9be7a8", "negative": "#f7a8a8", "neutral": "#c9d1d9",
+                    "conflict": "#ffd58a"}
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -46,20 +52,34 @@ def gold_keys(docs: Iterable[Doc]) -> set[str]:
     return {key for doc in docs for key in doc.cats}
 
 
-def check_gold(docs: Sequence[Doc], heads: Sequence[Head], source: str = "the data") -> None:
-    """Raise InputError unless some doc annotates one of ``heads``."""
+def check_gold(docs: Sequence[Doc], heads: Sequence[Head], source: str = "the data",
+               spans_key: str | None = None) -> None:
+    """Raise InputError unless some doc annotates one of ``heads`` (or, with ``spans_key``,
+    the pipeline's aspect terms: some doc has ``doc.spans[spans_key]``)."""
     if not docs:
         raise InputError(f"{source} holds no documents.")
     if any(head.is_annotated(doc.cats) for doc in docs for head in heads):
         return
+    if spans_key is not None and has_gold_terms(docs, spans_key):
+        return
     keys = sorted(gold_keys(docs))
     shown = ", ".join(repr(k) for k in keys[:20]) + (" ..." if len(keys) > 20 else "")
-    raise InputError(
-        f"{source} has no gold annotations for the pipeline's heads "
-        f"{[h.name for h in heads]}: expected doc.cats keys like "
-        f"{[h.keys()[0] for h in heads if h.keys()]}, found "
-        f"{shown or 'no doc.cats keys at all'}."
-    )
+    wanted = []
+    if heads:
+        wanted.append(f"for the pipeline's heads {[h.name for h in heads]}: expected doc.cats "
+                      f"keys like {[h.keys()[0] for h in heads if h.keys()]}, found "
+                      f"{shown or 'no doc.cats keys at all'}")
+    if spans_key is not None:
+        groups = sorted({k for doc in docs for k in doc.spans})
+        wanted.append(f"for senti_aspects: expected gold terms in doc.spans[{spans_key!r}] "
+                      f"(spacy-senti convert -f semeval14 --level terms), found span groups "
+                      f"{groups or 'none'}")
+    raise InputError(f"{source} has no gold annotations " + "; ".join(wanted) + ".")
+
+
+def has_gold_terms(docs: Iterable[Doc], spans_key: str) -> bool:
+    """True when some doc carries the gold term group ``doc.spans[spans_key]``."""
+    return any(spans_key in doc.spans for doc in docs)
 
 
 def unknown_gold_keys(docs: Iterable[Doc], heads: Sequence[Head]) -> list[str]:
@@ -187,6 +207,239 @@ def analyse_head(
     return report
 
 
+# --- aspect terms (senti_aspects) ------------------------------------------------------------
+@dataclass
+class TermDiff:
+    """One annotated example's gold and predicted ``(start_char, end_char, polarity)`` terms."""
+
+    index: int
+    gold: set[tuple[int, int, str]]
+    pred: set[tuple[int, int, str]]
+
+    @property
+    def missed(self) -> list[tuple[int, int, str]]:
+        """Gold terms whose span was not predicted."""
+        found = {p[:2] for p in self.pred}
+        return sorted(g for g in self.gold if g[:2] not in found)
+
+    @property
+    def spurious(self) -> list[tuple[int, int, str]]:
+        """Predicted terms that are no gold term."""
+        gold = {g[:2] for g in self.gold}
+        return sorted(p for p in self.pred if p[:2] not in gold)
+
+    @property
+    def wrong_polarity(self) -> list[tuple[int, int, str, str]]:
+        """(start, end, gold, predicted) of terms found with another polarity."""
+        pred = {p[:2]: p[2] for p in self.pred}
+        return sorted((*g[:2], g[2], pred[g[:2]]) for g in self.gold
+                      if g[:2] in pred and pred[g[:2]] != g[2])
+
+    @property
+    def correct(self) -> bool:
+        return self.gold == self.pred
+
+
+@dataclass
+class AspectTermsReport:
+    """Everything the report shows about the aspect terms of a ``senti_aspects`` component."""
+
+    component: str
+    spans_key: str
+    labels: list[str]
+    n: int  # annotated documents
+    scores: dict[str, Any]
+    #: (gold, predicted) polarity per scored gold term
+    polarity_pairs: list[tuple[str, str]] = field(default_factory=list)
+    confusion_labels: list[str] = field(default_factory=list)
+    confusion: np.ndarray | None = None
+    support: dict[str, int] = field(default_factory=dict)
+    diffs: list[TermDiff] = field(default_factory=list)
+    figures: dict[str, Path] = field(default_factory=dict)
+    sample_path: Path | None = None
+    n_sample_errors: int = 0
+    n_sample_correct: int = 0
+
+    def score(self, name: str) -> Any:
+        return self.scores.get(f"aspect_{name}")
+
+    def error_counts(self) -> dict[str, int]:
+        """Missed, spurious and wrong-polarity terms, and documents without any error."""
+        return {"missed": sum(len(d.missed) for d in self.diffs),
+                "spurious": sum(len(d.spurious) for d in self.diffs),
+                "wrong_polarity": sum(len(d.wrong_polarity) for d in self.diffs),
+                "docs_correct": sum(d.correct for d in self.diffs)}
+
+
+def analyse_aspect_terms(examples: Sequence[Example], component: SentiAspects
+                         ) -> AspectTermsReport:
+    """Scores (the component's scorer), per-polarity confusion and support on the gold terms,
+    and per-example term differences of the examples annotated for terms.
+
+    The gold terms' polarities are predicted from the encoder output the predicted docs carry
+    (``component.gold_term_polarities``); without it (no ``doc._.trf_data``), the polarity
+    metrics use the gold terms the extractor found exactly, as the scorer does.
+    """
+    from sklearn.metrics import confusion_matrix
+
+    from .aspect_scorer import gold_and_predicted_terms, score_aspect_terms
+
+    key = component.spans_key
+    annotated = [eg for eg in examples if key in eg.reference.spans]
+    labels = list(component.labels)
+    report = AspectTermsReport(component=component.name, spans_key=key, labels=labels,
+                               n=len(annotated), scores={})
+    pairs = component.gold_term_polarities(annotated) if annotated else None
+    scorer = component.scorer or score_aspect_terms
+    report.scores = scorer(annotated, spans_key=key, labels=labels, gold_term_polarities=pairs)
+    terms = gold_and_predicted_terms(annotated, key)
+    report.diffs = [TermDiff(i, gold, pred) for i, (gold, pred) in enumerate(terms)]
+    if pairs is None:  # the polarities of the gold terms the extractor found exactly
+        pairs = [(g, p) for d in report.diffs for _, _, g, p in _found_terms(d)]
+    report.polarity_pairs = list(pairs)
+    if pairs:
+        gold_labels = {g for g, _ in pairs}
+        names = labels + sorted(gold_labels - set(labels))
+        report.confusion_labels = names
+        report.confusion = confusion_matrix([g for g, _ in pairs], [p for _, p in pairs],
+                                            labels=names)
+        report.support = {name: sum(g == name for g, _ in pairs) for name in names}
+    return report
+
+
+def _found_terms(diff: TermDiff) -> list[tuple[int, int, str, str]]:
+    """(start, end, gold, predicted) of the gold terms whose span was predicted."""
+    pred = {p[:2]: p[2] for p in diff.pred}
+    return sorted((*g[:2], g[2], pred[g[:2]]) for g in diff.gold if g[:2] in pred)
+
+
+def draw_aspect_term_figures(report: AspectTermsReport, output_dir: Path) -> dict[str, Path]:
+    """Per-polarity confusion matrix of the gold terms and per-polarity F1 bars."""
+    out: dict[str, Path] = {}
+    if report.confusion is not None:
+        on = report.score("polarity_on") or "gold terms"
+        out["confusion"] = figures.confusion_figure(
+            report.confusion, report.confusion_labels,
+            f"aspect terms: polarity on the {on}",
+            output_dir / f"{ASPECT_TERMS_PREFIX}_confusion.png")
+    per_type = report.score("polarity_per_type")
+    if per_type:
+        out["f1"] = figures.f1_bar_figure(per_type, report.support,
+                                          "aspect terms: per-polarity F1",
+                                          output_dir / f"{ASPECT_TERMS_PREFIX}_f1.png")
+    return out
+
+
+def sample_term_examples(diffs: Sequence[TermDiff], n_errors: int = N_TERM_SAMPLE_ERRORS,
+                         n_correct: int = N_TERM_SAMPLE_CORRECT) -> tuple[list[int], list[int]]:
+    """Indices of the examples to render: up to ``n_errors`` with errors, taken in turn from
+    those with a wrong polarity, a missed term and a spurious term (data order within each),
+    then up to ``n_correct`` without any error (those with gold terms first)."""
+    kinds = [[d.index for d in diffs if d.wrong_polarity], [d.index for d in diffs if d.missed],
+             [d.index for d in diffs if d.spurious]]
+    chosen: list[int] = []
+    while len(chosen) < n_errors and any(kinds):
+        for kind in kinds:
+            while kind and kind[0] in chosen:
+                kind.pop(0)
+            if kind and len(chosen) < n_errors:
+                chosen.append(kind.pop(0))
+    correct = sorted((d for d in diffs if d.correct), key=lambda d: (not d.gold, d.index))
+    return chosen, [d.index for d in correct[:n_correct]]
+
+
+def write_aspect_terms_sample(
+    examples: Sequence[Example], report: AspectTermsReport, component: SentiAspects,
+    path: Path, n_errors: int = N_TERM_SAMPLE_ERRORS, n_correct: int = N_TERM_SAMPLE_CORRECT,
+) -> Path | None:
+    """aspect_terms_sample.html: displaCy span renderings (``style="span"``) of the predicted
+    terms of a sample of annotated sentences, each with its gold terms listed and what the
+    model made of them; sentences with errors first. None (nothing written) without any."""
+    import warnings
+    from html import escape
+
+    from spacy import displacy
+
+    annotated = [eg for eg in examples if report.spans_key in eg.reference.spans]
+    errors, correct = sample_term_examples(report.diffs, n_errors, n_correct)
+    if not errors and not correct:
+        return None
+    colours = {label: POLARITY_COLOURS[label] for label in report.confusion_labels
+               if label in POLARITY_COLOURS}
+    options = {"spans_key": report.spans_key, "colors": colours}
+
+    def item(index: int) -> str:
+        eg, diff = annotated[index], report.diffs[index]
+        with warnings.catch_warnings():  # W117: a sentence without predicted terms
+            warnings.simplefilter("ignore", UserWarning)
+            html = displacy.render(eg.predicted, style="span", options=options, jupyter=False)
+        on_gold = _gold_span_polarities(component, eg, diff)
+        pred = {p[:2]: p[2] for p in diff.pred}
+        text = eg.reference.text
+        rows = []
+        for start, end, gold in sorted(diff.gold):
+            if (start, end) not in pred:
+                what = "missed"
+                if (start, end) in on_gold:  # what the polarity classifier says of it
+                    what += f" (polarity on the gold span: <b>{escape(on_gold[(start, end)])}"\
+                            "</b>)"
+            elif pred[(start, end)] == gold:
+                what = "found, right polarity"
+            else:
+                what = f"found as <b>{escape(pred[(start, end)])}</b>"
+            rows.append(f"<li>“{escape(text[start:end])}” ({start}-{end}) gold "
+                        f"<b>{escape(gold)}</b>: {what}</li>")
+        rows += [f"<li>“{escape(text[s:e])}” ({s}-{e}) predicted <b>{escape(p)}</b>: not a "
+                 "gold term</li>" for s, e, p in diff.spurious]
+        listed = f"<ul>{''.join(rows)}</ul>" if rows else "<p>No gold terms, none predicted.</p>"
+        return f'<li class="{"ok" if diff.correct else "error"}">{html}{listed}</li>'
+
+    sections = []
+    if errors:
+        sections.append(f"<h2>With errors ({len(errors)})</h2>"
+                        f"<ol>{''.join(item(i) for i in errors)}</ol>")
+    if correct:
+        sections.append(f"<h2>Correct ({len(correct)})</h2>"
+                        f"<ol>{''.join(item(i) for i in correct)}</ol>")
+    page = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        "<title>Aspect terms: sample</title></head>"
+        '<body style="font-family: sans-serif; max-width: 60em; margin: auto">'
+        f"<h1>Aspect terms: a sample of {len(errors) + len(correct)} sentences</h1>"
+        f"<p>Predicted terms of <code>{escape(report.component)}</code> as displaCy renders "
+        f"<code>doc.spans[{escape(repr(report.spans_key))}]</code> (labels: polarity), then "
+        "each gold term and what the model made of it. Sentences with errors first (a wrong "
+        "polarity, a missed term, a term that is not gold, in turn), then correct ones.</p>"
+        f"{''.join(sections)}</body></html>"
+    )
+    report.n_sample_errors, report.n_sample_correct = len(errors), len(correct)
+    Path(path).write_text(page, encoding="utf8")
+    return Path(path)
+
+
+def _gold_span_polarities(component: SentiAspects, eg: Example, diff: TermDiff
+                          ) -> dict[tuple[int, int], str]:
+    """{(start_char, end_char): predicted polarity} of one example's gold terms (empty when
+    the doc carries no encoder output or the gold spans do not align one to one)."""
+    pairs = component.gold_term_polarities([eg]) or []
+    spans = sorted({g[:2] for g in diff.gold})
+    if len(pairs) != len(spans):
+        return {}
+    return {span: predicted for span, (_, predicted) in zip(spans, pairs)}
+
+
+def aspect_terms_entry(report: AspectTermsReport) -> dict[str, Any]:
+    """metrics.json's ``aspect_terms``: counts, labels, confusion and support."""
+    return {
+        "component": report.component, "spans_key": report.spans_key, "n_docs": report.n,
+        "labels": report.labels, "polarity_on": report.score("polarity_on"),
+        "confusion": {"labels": report.confusion_labels,
+                      "matrix": report.confusion.tolist() if report.confusion is not None
+                      else []},
+        "support": report.support, "errors": report.error_counts(),
+    }
+
+
 # --- writing ---------------------------------------------------------------------------------
 @dataclass
 class Report:
@@ -195,6 +448,8 @@ class Report:
     metrics: dict[str, Any]
     heads: list[HeadReport]
     files: list[Path]
+    #: the aspect terms section (a pipeline with senti_aspects on data with gold terms)
+    aspect_terms: AspectTermsReport | None = None
 
 
 def write_errors_csv(report: HeadReport, path: Path) -> Path:
@@ -320,11 +575,17 @@ def header_lines(metrics: dict[str, Any]) -> list[str]:
                  f"{meta}, spaCy's placeholders as `spacy train` writes them; "
                  "`scripts/package_meta.py` sets a name)")
     scores = metrics["scores"]
-    return [f"# Evaluation report: {title}", "", about,
-            f"- data: `{metrics['data']}` ({metrics['n_docs']} docs)",
-            f"- overall: macro-F1 {_fmt(scores.get(PREFIX + 'macro_f'))}, "
-            f"micro-F1 {_fmt(scores.get(PREFIX + 'micro_f'))}, "
-            f"accuracy {_fmt(scores.get(PREFIX + 'acc'))} (means over heads)", ""]
+    lines = [f"# Evaluation report: {title}", "", about,
+             f"- data: `{metrics['data']}` ({metrics['n_docs']} docs)"]
+    if metrics.get("heads", True):  # a pipeline with aspect terms only has no heads
+        lines.append(f"- overall: macro-F1 {_fmt(scores.get(PREFIX + 'macro_f'))}, "
+                     f"micro-F1 {_fmt(scores.get(PREFIX + 'micro_f'))}, "
+                     f"accuracy {_fmt(scores.get(PREFIX + 'acc'))} (means over heads)")
+    if metrics.get("aspect_terms"):
+        lines.append(f"- aspect terms: term F1 {_fmt(scores.get('aspect_terms_f'))}, polarity "
+                     f"accuracy {_fmt(scores.get('aspect_polarity_acc'))}, pair F1 "
+                     f"{_fmt(scores.get('aspect_pairs_f'))}")
+    return [*lines, ""]
 
 
 def write_report(
@@ -341,8 +602,16 @@ def write_report(
     n_bins: int = DEFAULT_BINS,
     explain_nlp: Language | None = None,
     n_explained: int = N_EXPLAINED,
+    aspects: SentiAspects | None = None,
 ) -> Report:
     """Score ``examples`` and write metrics.json, PNGs, errors_<head>.csv and report.md.
+
+    With ``aspects`` (the pipeline's ``senti_aspects``) and examples whose reference docs
+    carry gold terms (``doc.spans[aspects.spans_key]``), also the "Aspect terms" section:
+    its scores join metrics.json's ``scores`` (the ``aspect_*`` keys of ``nlp.evaluate``),
+    ``aspect_terms`` holds the polarity confusion; aspect_terms_confusion.png,
+    aspect_terms_f1.png and aspect_terms_sample.html (displaCy span renderings). The
+    predicted docs must still carry ``doc._.trf_data`` for polarities on the gold terms.
 
     The model is named by ``model_meta`` (``nlp.meta``; else ``model_name`` /
     ``model_version``), see ``model_entry``; ``model_source`` and ``data_path`` are shown
@@ -362,10 +631,20 @@ def write_report(
         rep.figures = draw_head_figures(rep, output_dir)
         rep.errors_path = write_errors_csv(rep, output_dir / f"errors_{rep.head.name}.csv")
         files.extend([*rep.figures.values(), rep.errors_path])
-    if explain_nlp is not None and n_explained > 0:
+    if explain_nlp is not None and n_explained > 0 and heads:
         page = write_explanations(explain_nlp, reports, output_dir / EXPLANATIONS_FILE,
                                   n_explained)
         files.extend([page] if page is not None else [])
+    terms = None
+    if aspects is not None and has_gold_terms((eg.reference for eg in examples),
+                                              aspects.spans_key):
+        terms = analyse_aspect_terms(examples, aspects)
+        terms.figures = draw_aspect_term_figures(terms, output_dir)
+        terms.sample_path = write_aspect_terms_sample(
+            examples, terms, aspects, output_dir / ASPECT_TERMS_SAMPLE_FILE)
+        files.extend(terms.figures.values())
+        files.extend([terms.sample_path] if terms.sample_path is not None else [])
+        scores.update(terms.scores)
     meta = {
         "model": model_entry(model_meta, model_source, name=model_name,
                              version=model_version),
@@ -374,10 +653,15 @@ def write_report(
         "unknown_gold_keys": unknown_gold_keys((eg.reference for eg in examples), heads),
     }
     metrics = metrics_dict(scores, reports, meta)
+    if terms is not None:
+        metrics["aspect_terms"] = aspect_terms_entry(terms)
+    elif aspects is not None:
+        metrics["aspect_terms"] = None  # the pipeline has terms, the data no gold terms
     srsly.write_json(output_dir / "metrics.json", metrics)
-    (output_dir / "report.md").write_text(render_report(metrics, reports), encoding="utf8")
+    (output_dir / "report.md").write_text(render_report(metrics, reports, terms),
+                                          encoding="utf8")
     files[:0] = [output_dir / "metrics.json", output_dir / "report.md"]
-    return Report(metrics=metrics, heads=reports, files=files)
+    return Report(metrics=metrics, heads=reports, files=files, aspect_terms=terms)
 
 
 def error_label(head: Head, error: ErrorRow) -> str | None:
@@ -545,13 +829,64 @@ def _errors_section(rep: HeadReport) -> list[str]:
     return [*lines, md_table(header, rows), ""]
 
 
-def render_report(metrics: dict[str, Any], reports: Sequence[HeadReport]) -> str:
-    """report.md: title, summary table, then one section per head."""
+def render_report(metrics: dict[str, Any], reports: Sequence[HeadReport],
+                  terms: AspectTermsReport | None = None) -> str:
+    """report.md: title, summary table, one section per head, then the aspect terms."""
     lines = header_lines(metrics)
     if metrics.get("unknown_gold_keys"):
         keys = ", ".join(f"`{k}`" for k in metrics["unknown_gold_keys"][:20])
         lines += [f"**Warning:** gold keys the model does not predict (not scored): {keys}", ""]
-    lines += _summary_section(reports)
+    if reports:
+        lines += _summary_section(reports)
     for rep in reports:
         lines += _head_section(rep)
+    if terms is not None:
+        lines += _aspect_terms_section(terms)
+    elif "aspect_terms" in metrics:
+        lines += ["## Aspect terms", "", "The pipeline has senti_aspects, but no document of "
+                  "the data carries gold terms (`doc.spans`): not evaluated.", ""]
     return "\n".join(lines)
+
+
+def _aspect_terms_section(terms: AspectTermsReport) -> list[str]:
+    counts = terms.error_counts()
+    n_gold, n_pred = terms.score("terms_n_gold"), terms.score("terms_n_pred")
+    lines = [f"## Aspect terms (`{terms.component}`)", "",
+             f"{terms.n} documents annotated with terms (`doc.spans[{terms.spans_key!r}]`): "
+             f"{n_gold} gold terms, {n_pred} predicted; {counts['missed']} missed, "
+             f"{counts['spurious']} predicted that are not gold, {counts['wrong_polarity']} found "
+             f"with the wrong polarity; {counts['docs_correct']} documents entirely right.", ""]
+    on = terms.score("polarity_on") or "gold terms"
+    rows = [
+        ("terms (exact span)", terms.score("terms_p"), terms.score("terms_r"),
+         terms.score("terms_f")),
+        ("pairs (span and polarity)", terms.score("pairs_p"), terms.score("pairs_r"),
+         terms.score("pairs_f")),
+    ]
+    lines += [md_table(["extraction", "precision", "recall", "F1"], rows), "",
+              f"Polarity on the {on}: accuracy {_fmt(terms.score('polarity_acc'))}, "
+              f"macro-F1 {_fmt(terms.score('polarity_macro_f'))} "
+              f"({len(terms.polarity_pairs)} terms).", ""]
+    per_type = terms.score("polarity_per_type") or {}
+    if per_type:
+        rows = [(lab, s["p"], s["r"], s["f"], terms.support.get(lab, 0))
+                for lab, s in per_type.items()]
+        lines += ["### Per polarity", "",
+                  md_table(["polarity", "precision", "recall", "F1", "support"], rows), ""]
+    if terms.confusion is not None:
+        header = ["gold \\ predicted", *terms.confusion_labels]
+        rows = [(lab, *row) for lab, row in zip(terms.confusion_labels,
+                                                terms.confusion.tolist())]
+        lines += ["### Confusion (gold terms)", "", "Rows: gold polarity; columns: predicted.",
+                  "", md_table(header, rows), ""]
+    if terms.figures:
+        titles = {"confusion": "polarity confusion matrix", "f1": "per-polarity F1"}
+        lines += ["### Figures", ""]
+        lines += [f"![aspect terms {titles[k]}]({p.name})" for k, p in terms.figures.items()]
+        lines.append("")
+    if terms.sample_path is not None:
+        name = terms.sample_path.name
+        lines += [f"Rendered sentences (displaCy spans, predicted terms with the gold terms "
+                  f"listed): [{name}]({name}), {terms.n_sample_errors} with errors and "
+                  f"{terms.n_sample_correct} correct.", ""]
+    return lines

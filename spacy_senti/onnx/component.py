@@ -4,6 +4,10 @@
 the same ``doc.cats`` keys and ``doc._`` views as ``senti_textcat``. The transformer windows
 are cut on the doc's spaCy tokens (``strided_spans``), so long docs match spaCy exactly.
 ``nlp.to_disk`` copies the exported folder into the pipeline, so ``spacy.load`` works.
+
+An export with aspect terms (``senti_aspects``) also gets ``doc.spans[spans_key]``,
+``span._.polarity_scores`` and ``doc._.aspect_terms``, written by ``senti_aspects``' own
+``set_annotations`` from one encoder pass shared with the heads.
 """
 
 from __future__ import annotations
@@ -11,24 +15,27 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from spacy.language import Language
 from spacy.pipeline import Pipe
 from spacy.tokens import Doc
 from spacy.util import minibatch
 
 from ..errors import ConfigError
-from ..extensions import register_head_extensions
+from ..extensions import register_aspect_term_extensions, register_head_extensions
 from ..heads import Head
-from .runner import SentiOnnx, strided_windows
+from .runner import SentiOnnx
 
 _INHERITED_SESSIONS: list[SentiOnnx] = []
 
 
 @Language.factory(
     "senti_onnx",
-    assigns=["doc.cats"],
+    assigns=["doc.cats", "doc.spans", "doc._.aspect_terms"],
     default_config={"path": None, "variant": None, "threads": None, "batch_size": 64},
 )
 def make_senti_onnx(nlp: Language, name: str, path: str | None, variant: str | None,
@@ -44,7 +51,8 @@ def make_senti_onnx(nlp: Language, name: str, path: str | None, variant: str | N
 
 
 class SentiOnnxTextCategorizer(Pipe):
-    """Sets ``doc.cats`` and the typed ``doc._`` views from the ONNX runner."""
+    """Sets ``doc.cats`` and the typed ``doc._`` views from the ONNX runner (and, for an
+    export with ``senti_aspects``, its term spans and ``doc._.aspect_terms``)."""
 
     def __init__(self, name: str = "senti_onnx", *, path: str | None = None,
                  variant: str | None = None, threads: int | None = None,
@@ -54,6 +62,7 @@ class SentiOnnxTextCategorizer(Pipe):
         self.threads = threads
         self.batch_size = batch_size
         self.runner: SentiOnnx | None = None
+        self._aspect_writer: Any = None
         self._pid = os.getpid()
         if path is not None:
             self._load(Path(path))
@@ -64,11 +73,27 @@ class SentiOnnxTextCategorizer(Pipe):
         self._pid = os.getpid()
         for head in self.runner.heads:
             register_head_extensions(head)
+        self._aspect_writer = None
+        if self.runner.aspects is not None:
+            from spacy.vocab import Vocab
+
+            from .aspects import aspect_writer
+
+            register_aspect_term_extensions()
+            info = self.runner.aspects.info
+            self._aspect_writer = aspect_writer(Vocab(), info.get("component", self.name),
+                                                self.runner.aspects.labels, info["spans_key"])
 
     @property
     def heads(self) -> list[Head]:
         """The exported heads (as ``senti_textcat.heads``); empty before a model is loaded."""
         return list(self.runner.heads) if self.runner is not None else []
+
+    @property
+    def has_aspect_terms(self) -> bool:
+        """Whether the loaded export carries ``senti_aspects`` (then ``doc._.aspect_terms``
+        and ``doc.spans`` are set; the factory's ``assigns`` lists them for any export)."""
+        return self.runner is not None and self.runner.aspects is not None
 
     def _require(self) -> SentiOnnx:
         if self.runner is None:
@@ -94,21 +119,24 @@ class SentiOnnxTextCategorizer(Pipe):
             self.set_annotations(docs, self.predict(docs))
             yield from docs
 
-    def predict(self, docs: Iterable[Doc]):
-        """Probabilities (n_docs, n_outputs); rows of empty docs are 0."""
+    def predict(self, docs: Iterable[Doc]) -> OnnxPrediction:
+        """Head probabilities (n_docs, n_outputs; rows of empty docs are 0) and, for an
+        export with aspects, the ``senti_aspects`` prediction, from one encoder pass."""
         runner = self._require()
-        window, stride = runner.info.get("window"), runner.info.get("stride")
-        windows = [
-            [doc[a:b].text for a, b in strided_windows(len(doc), window, stride)]
-            if len(doc) else []
-            for doc in docs
-        ]
-        return runner.predict_windows(windows)
+        probs, rows = runner.predict_docs(
+            [(doc.text, [(t.idx, t.idx + len(t)) for t in doc]) for doc in docs]
+        )
+        aspects = runner.aspects.predict(rows) if runner.aspects is not None and rows else None
+        return OnnxPrediction(probs, aspects)
 
-    def set_annotations(self, docs: Iterable[Doc], probs) -> None:
-        """Same keys and views as ``senti_textcat.set_annotations``."""
+    def set_annotations(self, docs: Iterable[Doc], prediction: OnnxPrediction) -> None:
+        """Same keys and views as ``senti_textcat.set_annotations`` (and
+        ``senti_aspects.set_annotations`` for an export with aspects)."""
         runner = self._require()
-        for doc, row in zip(docs, probs):
+        docs = list(docs)
+        if prediction.aspects is not None:
+            self._aspect_writer.set_annotations(docs, prediction.aspects)
+        for doc, row in zip(docs, prediction.probs):
             if not len(doc):
                 continue
             start = 0
@@ -130,6 +158,15 @@ class SentiOnnxTextCategorizer(Pipe):
     def from_disk(self, path, *, exclude=tuple()) -> SentiOnnxTextCategorizer:
         self._load(Path(path))
         return self
+
+
+@dataclass
+class OnnxPrediction:
+    """What ``senti_onnx.predict`` returns: head probabilities (n_docs, n_outputs) and the
+    ``senti_aspects`` ``AspectPrediction`` (None for an export without aspects)."""
+
+    probs: np.ndarray
+    aspects: Any = None
 
 
 # The 0.1 name of the component class.

@@ -1,4 +1,4 @@
-"""Export a trained ``senti_textcat`` pipeline to one self-contained ONNX graph.
+"""Export a trained ``senti_textcat`` (and/or ``senti_aspects``) pipeline to one ONNX graph.
 
 The graph holds the fine-tuned Hugging Face encoder, the pooling of the
 ``spacy_senti.WordpieceListener.v1`` rows (masked mean / [CLS] / attention with the trained
@@ -14,6 +14,16 @@ row per transformer window; its outputs are
 
 Only the wordpiece listener is supported: spaCy's token-level listener averages wordpieces
 per spaCy token first, which the graph does not reproduce (a clear error is raised).
+
+Aspect terms: when the pipeline has a ``senti_aspects`` component, the graph also returns
+``hidden`` (batch, sequence, width), the wordpiece states, and the export writes the tagger and
+polarity weights (``aspects.npz``, fp32 in every variant) and an ``aspects`` part in the
+manifest; the runner averages the states per spaCy token as spacy-transformers does and runs
+the two small stacks in numpy (:mod:`spacy_senti.onnx.aspects`). A pipeline with
+``senti_aspects`` alone exports the encoder with ``hidden`` as its only output. The export
+checks the aspects against the spaCy pipeline on ``CHECK_TEXTS`` + ``ASPECT_CHECK_TEXTS``:
+identical term spans, tag and polarity probabilities within ``ASPECT_TOLERANCE`` (fp32, else
+``ExportError``); the int8 graph's agreement is measured and recorded, not enforced.
 
 With ``optimize=True`` (``--optimize``) the fp32 graph goes through onnxruntime's transformer
 optimizer (``onnxruntime.transformers.optimizer``, model type "bert"), which fuses each layer into
@@ -45,11 +55,21 @@ from spacy.language import Language
 from torch import nn
 
 from .. import __version__
+from ..components.aspects import SentiAspects
 from ..components.textcat import SentiTextCategorizer
-from ..errors import ExportError
+from ..errors import ExportError, InputError
+from ..models.aspects import POLARITY_LAYER, TAGGER_LAYER, TAGS
 from ..models.classifier import OUTPUT_LAYER, POOLING_LAYER
 from ..util import find_textcat, load_pipeline
-from .runner import HEAD_FILE, MANIFEST, MODEL_FP32, MODEL_INT8, TOKENIZER_DIR
+from .runner import (
+    ASPECT_FILE,
+    HEAD_FILE,
+    MANIFEST,
+    MODEL_FP32,
+    MODEL_INT8,
+    TOKENIZER_DIR,
+    SentiOnnx,
+)
 
 FORMAT_VERSION = 1
 # Above this max |difference| of any output, the optimised graph is refused (unfused kept).
@@ -69,6 +89,16 @@ CHECK_TEXTS = (
     "and nobody apologised. Would I go back? Maybe, for the desserts alone!",
     "ok",
 )
+# Aspect terms: more parity texts (terms in several places, a doc over one 128-token window
+# of the transformer, an empty doc), and the largest |difference| of tag and polarity
+# probabilities allowed for the fp32 graph (term spans must be identical).
+ASPECT_CHECK_TEXTS = (
+    "",
+    "the pad thai was great but the waiter was rude",
+    "Battery life is awful, the screen is fine and I love the keyboard.",
+    " ".join([CHECK_TEXTS[2]] * 6),
+)
+ASPECT_TOLERANCE = 1e-3
 # onnxruntime dynamic quantisation settings (measured on SST-2 dev, bench/bench_onnx.py).
 INT8_SETTINGS: dict[str, Any] = {
     "method": "dynamic", "weight_type": "QInt8", "per_channel": True, "reduce_range": False,
@@ -79,22 +109,36 @@ INT8_SETTINGS: dict[str, Any] = {
 
 
 class SentiGraph(nn.Module):
-    """Encoder + pooling + heads, the torch twin of ``MultiHeadClassifier.v1``."""
+    """Encoder + pooling + heads, the torch twin of ``MultiHeadClassifier.v1``.
 
-    def __init__(self, encoder: nn.Module, pooling: str, params: dict[str, np.ndarray],
-                 eager_attention: bool = False):
+    Outputs ``(logits, pooled, pool_logw)``; with ``hidden_states`` also the wordpiece states
+    (for ``senti_aspects``); with ``params=None`` (no senti_textcat) only those states.
+    """
+
+    def __init__(self, encoder: nn.Module, pooling: str | None,
+                 params: dict[str, np.ndarray] | None, eager_attention: bool = False,
+                 hidden_states: bool = False):
         super().__init__()
         self.encoder = encoder
         self.pooling = pooling
         # output_attentions=True makes HF encoders take the eager (matmul + softmax) attention
         # path instead of SDPA: the pattern the fuser knows; the attentions are pruned.
         self.eager_attention = eager_attention
+        self.heads = params is not None
+        self.hidden_states = hidden_states or params is None
+        params = params or {}
         tensor = {k: torch.from_numpy(np.asarray(v, dtype="float32")) for k, v in params.items()}
         self.query = nn.Parameter(tensor["Q"]) if "Q" in tensor else None
         self.hidden: nn.Linear | None = None
         if "hidden_W" in tensor:
             self.hidden = _linear(tensor["hidden_W"], tensor["hidden_b"])
-        self.output = _linear(tensor["output_W"], tensor["output_b"])
+        self.output = _linear(tensor["output_W"], tensor["output_b"]) if self.heads else None
+
+    @property
+    def output_names(self) -> list[str]:
+        """Names of the graph outputs, in ``forward``'s order."""
+        names = ["logits", "pooled", "pool_logw"] if self.heads else []
+        return names + (["hidden"] if self.hidden_states else [])
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
@@ -103,6 +147,8 @@ class SentiGraph(nn.Module):
         if self.eager_attention:
             kwargs["output_attentions"] = True
         hidden = self.encoder(**kwargs).last_hidden_state
+        if self.output is None:
+            return hidden
         mask = attention_mask.to(hidden.dtype)
         if self.pooling == "mean":
             count = mask.sum(dim=1)
@@ -120,6 +166,8 @@ class SentiGraph(nn.Module):
         features = pooled
         if self.hidden is not None:
             features = torch.relu(self.hidden(features))
+        if self.hidden_states:
+            return self.output(features), pooled, logw, hidden
         return self.output(features), pooled, logw
 
 
@@ -203,28 +251,131 @@ def head_params(textcat: SentiTextCategorizer) -> dict[str, np.ndarray]:
     return params
 
 
-def manifest(nlp: Language, textcat: SentiTextCategorizer, spans: dict[str, Any],
-             tokenizer, input_names: list[str], opset: int) -> dict[str, Any]:
-    """The ``senti_onnx.json`` content (the export adds ``optimization`` and ``int8``)."""
-    return {
+def single_aspects_component(nlp: Language) -> SentiAspects | None:
+    """The pipeline's ``senti_aspects`` component, or None; more than one is refused."""
+    found = [pipe for _, pipe in nlp.pipeline if isinstance(pipe, SentiAspects)]
+    if len(found) > 1:
+        raise ExportError(
+            "ONNX export carries one senti_aspects component; this pipeline has "
+            f"{[p.name for p in found]}. Export a pipeline with one of them "
+            "(nlp.remove_pipe the others first)."
+        )
+    return found[0] if found else None
+
+
+def aspect_params(aspects: SentiAspects) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Tagger and polarity weights of ``senti_aspects`` and the manifest's ``aspects`` part.
+
+    Refuses (``ExportError`` naming the part) what the runner would not reproduce: a token-row
+    listener other than spacy-transformers' TransformerListener + reduce_mean, or layers
+    other than Dropout / ReLU / Linear in the tagger and polarity stacks.
+    """
+    model = aspects.model
+    what = f"senti_aspects component {aspects.name!r}"
+    if not aspects.labels or not model.get_ref("polarity_output").has_param("W"):
+        raise ExportError(f"The {what} is not trained (no polarity labels): train it first.")
+    tok2vec = model.get_ref("tok2vec")
+    names = [layer.name for layer in tok2vec.walk()]
+    if "transformer-listener" not in names or "trfs2arrays" not in names:
+        raise ExportError(
+            f"The token rows of the {what} cannot be exported: its tok2vec "
+            f"({tok2vec.name!r}) is not a spacy-transformers TransformerListener.v1 of the "
+            "pipeline's transformer. Use the listener of configs/aspect_terms.cfg."
+        )
+    pooling = next(layer for layer in tok2vec.walk() if layer.name == "trfs2arrays").layers[0]
+    if pooling.name != "reduce_mean":
+        raise ExportError(
+            f"The token rows of the {what} cannot be exported: its listener pools wordpieces "
+            f"with {pooling.name!r}; the ONNX runner reproduces reduce_mean.v1 only (the "
+            "default of configs/aspect_terms.cfg)."
+        )
+    to_numpy = model.ops.to_numpy
+    params: dict[str, np.ndarray] = {}
+    tagger = _param_layers(model.get_ref(TAGGER_LAYER), what, "tagger")
+    if [layer.name for layer in tagger] != ["linear"]:
+        raise ExportError(f"The tagger of the {what} cannot be exported: expected one Linear "
+                          f"layer, found {[layer.name for layer in tagger]}.")
+    params["tagger_W"] = to_numpy(tagger[0].get_param("W"))
+    params["tagger_b"] = to_numpy(tagger[0].get_param("b"))
+    polarity = _param_layers(model.get_ref(POLARITY_LAYER), what, "polarity head")
+    kinds = [layer.name for layer in polarity]
+    if kinds not in (["linear"], ["relu", "linear"]):
+        raise ExportError(f"The polarity head of the {what} cannot be exported: expected "
+                          f"[ReLU,] Linear, found {kinds}.")
+    if kinds[0] == "relu":
+        params["polarity_hidden_W"] = to_numpy(polarity[0].get_param("W"))
+        params["polarity_hidden_b"] = to_numpy(polarity[0].get_param("b"))
+    params["polarity_W"] = to_numpy(polarity[-1].get_param("W"))
+    params["polarity_b"] = to_numpy(polarity[-1].get_param("b"))
+    params = {k: np.asarray(v, dtype="float32") for k, v in params.items()}
+    info = {
+        "component": aspects.name,
+        "spans_key": aspects.spans_key,
+        "labels": list(aspects.labels),
+        "tags": list(TAGS),
+        "local_window": int(model.attrs["local_window"]),
+        "token_rows": "wordpieces averaged per spaCy token (TransformerListener + reduce_mean)",
+        "polarity_hidden_width": int(params["polarity_hidden_W"].shape[0])
+        if "polarity_hidden_W" in params else 0,
+        "weights": ASPECT_FILE,
+    }
+    return params, info
+
+
+# Layers that hold no parameters and do nothing at inference.
+_INFERENCE_NOOPS = {"dropout"}
+
+
+def _param_layers(stack, what: str, part: str) -> list:
+    """The layers with weights of a tagger / polarity stack, in order; refuses unknown ones."""
+    layers = []
+    for layer in stack.walk(order="dfs_pre"):
+        if layer.layers:
+            continue  # a combinator (chain): its leaves are checked
+        if layer.name in ("linear", "relu"):
+            layers.append(layer)
+        elif layer.name not in _INFERENCE_NOOPS:
+            raise ExportError(f"The {part} of the {what} cannot be exported: layer "
+                              f"{layer.name!r} is not supported (Dropout, ReLU and Linear are).")
+    return layers
+
+
+def manifest(nlp: Language, textcat: SentiTextCategorizer | None, spans: dict[str, Any],
+             tokenizer, input_names: list[str], opset: int,
+             aspects: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``senti_onnx.json`` content (the export adds ``optimization`` and ``int8``).
+
+    textcat: None for a pipeline with senti_aspects alone (no heads, no pooling);
+    aspects: the ``aspects`` part (``aspect_params``), only when the pipeline has one.
+    """
+    outputs = {"logits": "pre-activation, heads side by side; activation in numpy",
+               "pooled": "pooled vector per window", "pool_logw": "log pooling weight"}
+    if textcat is None:
+        outputs = {}
+    if aspects is not None:
+        outputs["hidden"] = "wordpiece states per window (senti_aspects token rows)"
+    info = {
         "format_version": FORMAT_VERSION,
         "name": f"{nlp.meta.get('lang', 'xx')}_{nlp.meta.get('name', 'pipeline')}",
         "version": nlp.meta.get("version", "0.0.0"),
         "spacy_senti_version": __version__,
         "lang": nlp.lang,
-        "component": textcat.name,
-        "heads": [{"name": h.name, **h.to_config()} for h in textcat.heads],
-        "n_outputs": textcat.n_outputs,
-        "pooling": textcat.model.attrs.get("pooling", "mean"),
+        "component": textcat.name if textcat is not None else None,
+        "heads": [{"name": h.name, **h.to_config()} for h in textcat.heads]
+        if textcat is not None else [],
+        "n_outputs": textcat.n_outputs if textcat is not None else 0,
+        "pooling": textcat.model.attrs.get("pooling", "mean") if textcat is not None else None,
         **spans,
         "model_max_length": int(min(getattr(tokenizer, "model_max_length", 512), 100_000)),
         "input_names": input_names,
-        "outputs": {"logits": "pre-activation, heads side by side; activation in numpy",
-                    "pooled": "pooled vector per window", "pool_logw": "log pooling weight"},
+        "outputs": outputs,
         "opset": opset,
         "files": {"fp32": MODEL_FP32},
         "default": "fp32",
     }
+    if aspects is not None:
+        info["aspects"] = aspects
+    return info
 
 
 # --- export ------------------------------------------------------------------------------
@@ -237,37 +388,51 @@ def export_onnx(
     component: str | None = None,
     optimize: bool = False,
 ) -> Path:
-    """Write ``model.onnx`` (+ ``model.int8.onnx``), tokenizer files, head weights and
-    ``senti_onnx.json`` to ``out_dir``; returns ``out_dir``.
+    """Write ``model.onnx`` (+ ``model.int8.onnx``), tokenizer files, head weights (+ the
+    senti_aspects weights) and ``senti_onnx.json`` to ``out_dir``; returns ``out_dir``.
 
     quantize: None or ``"int8"`` (onnxruntime dynamic quantisation, QInt8 weights); the
     quantised model becomes the default one of the runner.
     optimize: fuse the fp32 graph with onnxruntime's transformer optimizer (before
     quantisation); if the fused graph's outputs differ from the unfused ones by more than
     ``OPTIMIZE_TOLERANCE`` the unfused graph is kept, with a warning.
+
+    A ``senti_aspects`` component is exported too (see the module docstring); its fp32
+    parity with the spaCy pipeline is checked (``ExportError`` and no manifest written when
+    it fails), the int8 agreement recorded in the manifest.
     """
     if quantize not in (None, "int8"):
         raise ExportError(f"Unknown quantisation {quantize!r}: use 'int8' or nothing.")
     nlp = pipeline if isinstance(pipeline, Language) else load_pipeline(pipeline)
-    textcat = find_textcat(nlp, component)
-    trf_model = find_transformer(nlp).model
-    check_listener(textcat)
+    aspects = single_aspects_component(nlp)
+    try:
+        textcat: SentiTextCategorizer | None = find_textcat(nlp, component)
+    except InputError:
+        if aspects is None or component is not None:
+            raise
+        textcat = None  # senti_aspects alone: the encoder's wordpiece states only
+    trf_pipe = find_transformer(nlp)
+    trf_model = trf_pipe.model
+    if textcat is not None:
+        check_listener(textcat)
     spans = span_settings(trf_model)
     tokenizer = trf_model.tokenizer
     if not getattr(tokenizer, "is_fast", False):
         raise ExportError("ONNX export needs a fast (Rust) Hugging Face tokenizer.")
-    params = head_params(textcat)
+    params = head_params(textcat) if textcat is not None else None
+    aspect_weights, aspect_info = aspect_params(aspects) if aspects is not None else ({}, None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     encoder = trf_model.transformer
-    pooling = textcat.model.attrs.get("pooling", "mean")
+    pooling = textcat.model.attrs.get("pooling", "mean") if textcat is not None else None
     input_names = ["input_ids", "attention_mask"]
     if "token_type_ids" in tokenizer.model_input_names:
         input_names.append("token_type_ids")
-    info = manifest(nlp, textcat, spans, tokenizer, input_names, opset)
+    info = manifest(nlp, textcat, spans, tokenizer, input_names, opset, aspect_info)
     with tempfile.TemporaryDirectory(prefix="senti_onnx_") as tmp:
-        export = GraphExport(encoder, pooling, params, tokenizer, input_names, opset, Path(tmp))
+        export = GraphExport(encoder, pooling, params, tokenizer, input_names, opset, Path(tmp),
+                             hidden_states=aspects is not None)
         fp32, int8_src, info["optimization"], gelu = export.graphs(optimize, quantize == "int8")
         shutil.copyfile(fp32, out / MODEL_FP32)
         if quantize == "int8":
@@ -281,25 +446,108 @@ def export_onnx(
     if tok_dir.exists():
         shutil.rmtree(tok_dir)
     tokenizer.save_pretrained(str(tok_dir))
-    np.savez(out / HEAD_FILE, **params)
+    for name, weights in ((HEAD_FILE, params), (ASPECT_FILE, aspect_weights)):
+        if weights:
+            np.savez(out / name, **weights)
+        elif (out / name).exists():
+            (out / name).unlink()  # a stale file of an earlier export
+    if aspects is not None:
+        check_aspects(nlp, trf_pipe.name, aspects, out, info)
     (out / MANIFEST).write_text(json.dumps(info, indent=2), encoding="utf8")
     return out
+
+
+def doc_tokens(doc) -> tuple[str, list[tuple[int, int]]]:
+    """``(text, token character offsets)`` of a spaCy doc, as ``SentiOnnx.predict_docs``
+    takes it."""
+    return doc.text, [(t.idx, t.idx + len(t)) for t in doc]
+
+
+def check_aspects(nlp: Language, transformer: str, aspects: SentiAspects, out: Path,
+                  info: dict[str, Any]) -> None:
+    """Compare the exported aspects with ``senti_aspects`` on the parity texts.
+
+    fp32: term spans identical and tag / polarity probabilities within ``ASPECT_TOLERANCE``
+    (polarities on the predicted terms and on probe spans: every token and the whole doc),
+    else ``ExportError``. int8: the same measures go to ``info["int8"]["aspects"]``.
+    Writes ``info["aspects"]["parity"]``; needs every file of the export but the manifest
+    (written to ``out`` for the check and removed again if it fails).
+    """
+    texts = list(CHECK_TEXTS) + list(ASPECT_CHECK_TEXTS)
+    with nlp.select_pipes(enable=[transformer]):
+        docs = list(nlp.pipe(texts))
+    expected = aspects.predict(docs)
+    probes = [[(i, i + 1) for i in range(len(doc))] + ([(0, len(doc))] if len(doc) else [])
+              for doc in docs]
+    expected_probes = aspects.predict_polarities(docs, probes)
+    manifest_path = out / MANIFEST
+    manifest_path.write_text(json.dumps(info, indent=2), encoding="utf8")
+    try:
+        for variant in info["files"]:
+            runner = SentiOnnx(out, variant=variant, threads=1)
+            assert runner.aspects is not None
+            _, rows = runner.predict_docs([doc_tokens(doc) for doc in docs])
+            got = runner.aspects.predict(rows or [])
+            got_probes = [runner.aspects.polarity_probs(r, p) for r, p in zip(rows or [], probes)]
+            same = [a == b for a, b in zip(expected.spans, got.spans)]
+            record = {
+                "texts": len(texts),
+                "span_agreement": float(np.mean(same)),
+                "tag_max_abs": _max_abs(expected.tag_probs, got.tag_probs),
+                "polarity_max_abs": max(
+                    _max_abs(expected_probes, got_probes),
+                    _max_abs([p for p, ok in zip(expected.polarity_probs, same) if ok],
+                             [p for p, ok in zip(got.polarity_probs, same) if ok]),
+                ),
+            }
+            if variant == "int8":
+                info["int8"]["aspects"] = record
+                continue
+            record["tolerance"] = ASPECT_TOLERANCE
+            if not (all(same) and record["tag_max_abs"] <= ASPECT_TOLERANCE
+                    and record["polarity_max_abs"] <= ASPECT_TOLERANCE):
+                wrong = [t[:60] for t, ok in zip(texts, same) if not ok]
+                raise ExportError(
+                    f"The ONNX export of the senti_aspects component {aspects.name!r} does not "
+                    f"match the spaCy pipeline (fp32): term spans differ on {wrong or 'no'} "
+                    f"texts, tag probabilities by {record['tag_max_abs']:.2e}, polarity "
+                    f"probabilities by {record['polarity_max_abs']:.2e} (allowed "
+                    f"{ASPECT_TOLERANCE:g}). No manifest was written to {out}."
+                )
+            info["aspects"]["parity"] = record
+    except BaseException:
+        manifest_path.unlink()
+        raise
+
+
+def _max_abs(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Largest |a - b| over paired arrays (0.0 when all are empty; inf on a shape mismatch)."""
+    worst = 0.0
+    for x, y in zip(a, b, strict=True):
+        if np.shape(x) != np.shape(y):
+            return float("inf")
+        if np.size(x):
+            worst = max(worst, float(np.abs(np.asarray(x) - np.asarray(y)).max()))
+    return worst
 
 
 class GraphExport:
     """The torch export and its fused variants, written into a scratch folder."""
 
-    def __init__(self, encoder: nn.Module, pooling: str, params: dict[str, np.ndarray],
-                 tokenizer, input_names: list[str], opset: int, folder: Path) -> None:
+    def __init__(self, encoder: nn.Module, pooling: str | None,
+                 params: dict[str, np.ndarray] | None, tokenizer, input_names: list[str],
+                 opset: int, folder: Path, hidden_states: bool = False) -> None:
         self.encoder, self.pooling, self.params = encoder, pooling, params
         self.tokenizer, self.input_names, self.opset = tokenizer, input_names, opset
         self.folder = folder
+        self.hidden_states = hidden_states
         self.feeds = check_inputs(tokenizer, input_names)
 
     def export(self, name: str, eager_attention: bool = False) -> Path:
         path = self.folder / name
         torch_export(self.encoder, self.pooling, self.params, self.tokenizer, self.input_names,
-                     path, self.opset, eager_attention=eager_attention)
+                     path, self.opset, eager_attention=eager_attention,
+                     hidden_states=self.hidden_states)
         return path
 
     def graphs(self, optimize: bool, int8: bool) -> tuple[Path, Path, dict, dict]:
@@ -338,25 +586,29 @@ class GraphExport:
                                      "fast_gelu_max_abs": approx["parity_max_abs"]}
 
 
-def torch_export(encoder: nn.Module, pooling: str, params: dict[str, np.ndarray], tokenizer,
-                 input_names: list[str], path: Path, opset: int,
-                 eager_attention: bool = False) -> None:
-    """``torch.onnx.export`` of encoder + pooling + heads, batch and sequence axes dynamic."""
+def torch_export(encoder: nn.Module, pooling: str | None, params: dict[str, np.ndarray] | None,
+                 tokenizer, input_names: list[str], path: Path, opset: int,
+                 eager_attention: bool = False, hidden_states: bool = False) -> None:
+    """``torch.onnx.export`` of encoder + pooling + heads (+ the wordpiece states), batch and
+    sequence axes dynamic."""
     was_training = encoder.training
     encoder.eval()
-    graph = SentiGraph(encoder, pooling, params, eager_attention=eager_attention).eval()
+    graph = SentiGraph(encoder, pooling, params, eager_attention=eager_attention,
+                       hidden_states=hidden_states).eval()
     sample = tokenizer(["a short example", "and a second one, a bit longer"],
                        padding=True, return_tensors="pt")
     args = tuple(sample[name] for name in input_names)
     axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
-    axes.update({"logits": {0: "batch"}, "pooled": {0: "batch"}, "pool_logw": {0: "batch"}})
+    axes.update({"logits": {0: "batch"}, "pooled": {0: "batch"}, "pool_logw": {0: "batch"},
+                 "hidden": {0: "batch", 1: "sequence"}})
+    axes = {k: v for k, v in axes.items() if k in input_names or k in graph.output_names}
     try:
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", message=".*output_attentions.*")
             torch.onnx.export(
                 graph, args, str(path), input_names=input_names,
-                output_names=["logits", "pooled", "pool_logw"], dynamic_axes=axes,
+                output_names=graph.output_names, dynamic_axes=axes,
                 opset_version=opset, do_constant_folding=True, dynamo=False,
             )
     finally:

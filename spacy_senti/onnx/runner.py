@@ -12,6 +12,12 @@ service can run on a slim image. Pooling parity with ``senti_textcat`` + Wordpie
   windows, so it is exact for long docs too; standalone, the runner counts tokens with a
   regex close to spaCy's English tokenizer, so long docs near window borders may be cut a
   few tokens differently from spaCy.
+
+Aspect terms (an export of a pipeline with ``senti_aspects``): the graph also returns the
+wordpiece states (``hidden``) and :meth:`SentiOnnx.predict_docs`, given each doc's token
+character offsets (``senti_onnx`` passes its spaCy tokens), averages them per token as
+spacy-transformers does and runs the tagger and polarity stack in numpy
+(:mod:`spacy_senti.onnx.aspects`, which imports spaCy and thinc: only exports with aspects).
 """
 
 from __future__ import annotations
@@ -21,18 +27,24 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InputError
 from ..heads import Head, heads_from_config
 
+if TYPE_CHECKING:
+    from .aspects import AspectHead
+
+Offsets = Sequence[tuple[int, int]]
+
 MANIFEST = "senti_onnx.json"
 MODEL_FP32 = "model.onnx"
 MODEL_INT8 = "model.int8.onnx"
 TOKENIZER_DIR = "tokenizer"
 HEAD_FILE = "heads.npz"
+ASPECT_FILE = "aspects.npz"
 TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 
 
@@ -114,7 +126,7 @@ class SentiOnnx:
                              "again with `spacy-senti export-onnx ... --quantize int8`.")
         self.heads: list[Head] = heads_from_config(
             {h["name"]: {k: v for k, v in h.items() if k != "name"} for h in self.info["heads"]}
-        )
+        ) if self.info["heads"] else []  # an export of senti_aspects alone has no heads
         self.batch_size = batch_size
         self.tokenizer = Tokenizer.from_file(str(self.path / TOKENIZER_DIR / "tokenizer.json"))
         self.tokenizer.no_padding()
@@ -128,8 +140,17 @@ class SentiOnnx:
         self.session = ort.InferenceSession(model_file, session_options(threads, spinning),
                                             providers=["CPUExecutionProvider"])
         self.input_names = list(self.info["input_names"])
-        weights = np.load(self.path / HEAD_FILE)
-        self.head_weights = {k: weights[k] for k in weights.files}
+        self.head_weights: dict[str, np.ndarray] = {}
+        if (self.path / HEAD_FILE).exists():
+            weights = np.load(self.path / HEAD_FILE)
+            self.head_weights = {k: weights[k] for k in weights.files}
+        self.output_names = [out.name for out in self.session.get_outputs()]
+        self.aspects: AspectHead | None = None
+        if self.info.get("aspects"):
+            from .aspects import AspectHead
+
+            weights = np.load(self.path / self.info["aspects"].get("weights", ASPECT_FILE))
+            self.aspects = AspectHead(self.info["aspects"], {k: weights[k] for k in weights.files})
 
     def _pad_id(self) -> int:
         config_path = self.path / TOKENIZER_DIR / "tokenizer_config.json"
@@ -186,13 +207,51 @@ class SentiOnnx:
 
     def predict_windows(self, docs: Sequence[Sequence[str]]) -> np.ndarray:
         """Probabilities for docs given as lists of window texts (empty list: zero row)."""
-        flat = [(i, text) for i, windows in enumerate(docs) for text in windows]
+        return self._heads_probs(docs, self._run([t for windows in docs for t in windows]))
+
+    def predict_docs(self, docs: Sequence[tuple[str, Offsets]]
+                     ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Head probabilities and, for an export with aspects, token rows, from one encoder
+        pass over docs given as ``(text, token character offsets)`` (``senti_onnx`` passes
+        its spaCy tokens: windows are cut on them exactly as spacy-transformers does).
+
+        Returns ``(probs (n_docs, n_outputs), rows)``; ``rows`` is one ``(n_tokens, width)``
+        array per doc (the ``senti_aspects`` listener's token rows), None without aspects.
+        """
+        window, stride = self.info.get("window"), self.info.get("stride")
+        cuts = [strided_windows(len(tokens), window, stride) if tokens else []
+                for _, tokens in docs]
+        texts = [[text[tokens[a][0]:tokens[b - 1][1]] for a, b in doc_cuts]
+                 for (text, tokens), doc_cuts in zip(docs, cuts)]
+        outputs = self._run([t for windows in texts for t in windows],
+                            hidden=self.aspects is not None)
+        probs = self._heads_probs(texts, outputs)
+        if self.aspects is None:
+            return probs, None
+        from .aspects import WindowStates, token_rows
+
+        rows, k = [], 0
+        for (_, tokens), doc_cuts in zip(docs, cuts):
+            states = []
+            for a, b in doc_cuts:
+                base = tokens[a][0]
+                states.append(WindowStates(
+                    a, [(s - base, e - base) for s, e in tokens[a:b]],
+                    outputs["hidden"][k], outputs["offsets"][k],
+                ))
+                k += 1
+            rows.append(token_rows(len(tokens), states, self.aspects.width))
+        return probs, rows
+
+    def _heads_probs(self, docs: Sequence[Sequence[str]], outputs: dict[str, Any]
+                     ) -> np.ndarray:
+        """Activated head outputs per doc from the per-window graph outputs."""
         n_out = int(self.info["n_outputs"])
         probs = np.zeros((len(docs), n_out), dtype="float32")
-        if not flat:
+        owner = np.asarray([i for i, windows in enumerate(docs) for _ in windows], dtype=int)
+        if not len(owner) or not self.heads:
             return probs
-        logits, pooled, logw = self._run([text for _, text in flat])
-        owner = np.asarray([i for i, _ in flat])
+        logits, pooled, logw = outputs["logits"], outputs["pooled"], outputs["pool_logw"]
         doc_logits = np.zeros((len(docs), n_out), dtype="float32")
         for i in np.unique(owner):
             rows = np.flatnonzero(owner == i)
@@ -217,13 +276,21 @@ class SentiOnnx:
             vector = np.maximum(hw["hidden_W"] @ vector + hw["hidden_b"], 0.0)
         return hw["output_W"] @ vector + hw["output_b"]
 
-    def _run(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Encode window texts in length-sorted batches; outputs in input order."""
+    def _run(self, texts: list[str], hidden: bool = False) -> dict[str, Any]:
+        """Encode window texts in length-sorted batches; outputs in input order.
+
+        Returns the graph outputs by name, one row per text (``logits``, ``pooled``,
+        ``pool_logw`` stacked); with ``hidden`` also ``hidden`` (each window's wordpiece
+        states, padding dropped) and ``offsets`` (their character offsets).
+        """
+        names = [n for n in self.output_names if n != "hidden" or hidden]
+        if not texts or not names:  # nothing asked (senti_aspects alone, no heads)
+            return {}
         encodings = self.tokenizer.encode_batch(texts)
         ids = [enc.ids[: self.max_length] for enc in encodings]
         types = [enc.type_ids[: self.max_length] for enc in encodings]
         order = np.argsort([len(x) for x in ids], kind="stable")
-        outs: list[tuple[np.ndarray, ...]] = [()] * len(texts)
+        outs: dict[str, list[Any]] = {name: [None] * len(texts) for name in names}
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
             width = max(len(ids[j]) for j in batch)
@@ -236,9 +303,13 @@ class SentiOnnx:
                 mask[r, :n] = 1
                 type_ids[r, :n] = types[j]
             feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": type_ids}
-            logits, pooled, logw = self.session.run(
-                None, {name: feed[name] for name in self.input_names}
-            )
-            for r, j in enumerate(batch):
-                outs[j] = (logits[r], pooled[r], logw[r])
-        return tuple(np.stack([o[k] for o in outs]) for k in range(3))  # type: ignore[return-value]
+            values = self.session.run(names, {name: feed[name] for name in self.input_names})
+            for name, value in zip(names, values):
+                for r, j in enumerate(batch):
+                    outs[name][j] = value[r, :len(ids[j])] if name == "hidden" else value[r]
+        result: dict[str, Any] = {name: rows if name == "hidden" else np.stack(rows)
+                                  for name, rows in outs.items()}
+        if hidden:
+            result["offsets"] = [np.asarray(enc.offsets[: self.max_length], dtype="int64")
+                                 for enc in encodings]
+        return result

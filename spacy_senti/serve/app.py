@@ -121,7 +121,10 @@ class OnnxBackend:
 
 
 class SpacyBackend:
-    """A spaCy pipeline with senti_textcat (or senti_onnx).
+    """A spaCy pipeline with senti_textcat (or senti_onnx), senti_aspects, or both.
+
+    ``aspect_terms`` (each result's list of terms) when a component sets
+    ``doc._.aspect_terms``; the route answers null otherwise.
 
     ``explain``: token attributions (``spacy_senti.explain``, integrated gradients with
     ``EXPLAIN_IG_STEPS`` steps towards the first head's predicted label) where the classifier
@@ -132,12 +135,23 @@ class SpacyBackend:
 
     kind = "spacy"
 
-    def __init__(self, nlp: Any, settings: ServeSettings) -> None:
+    def __init__(self, nlp: Any, settings: ServeSettings, *, backend_name: str = "spacy"
+                 ) -> None:
         self.nlp = nlp
+        self.backend_name = backend_name
+        if backend_name != "spacy":
+            self.kind = backend_name.split("-")[0]
         self.batch_size = settings.max_batch
-        from ..util import find_textcat, head_specs
+        from ..errors import InputError
+        from ..util import aspect_term_components, find_textcat, head_specs
 
-        self.heads = head_specs(find_textcat(nlp))
+        self.aspect_terms = bool(aspect_term_components(nlp))
+        try:
+            self.heads = head_specs(find_textcat(nlp))
+        except InputError:
+            if not self.aspect_terms:
+                raise
+            self.heads = []  # aspect terms only
         self.lexicon = "senti_lexicon" in {
             nlp.get_pipe_meta(name).factory for name in nlp.pipe_names
         }
@@ -154,6 +168,8 @@ class SpacyBackend:
                 cats.update({k: float(v) for k, v in zip(head.keys(), values)})
                 heads[head.name] = head.decode(values)
             result: dict[str, Any] = {"cats": cats, "heads": heads}
+            if self.aspect_terms:
+                result["aspect_terms"] = aspect_terms(doc)
             if wanted:
                 result["explain"] = self.explain(doc)
             results.append(result)
@@ -182,9 +198,17 @@ class SpacyBackend:
     def info(self) -> dict[str, Any]:
         meta = self.nlp.meta
         return {"name": f"{meta.get('lang', 'xx')}_{meta.get('name', 'pipeline')}",
-                "version": meta.get("version", "0.0.0"), "backend": "spacy",
+                "version": meta.get("version", "0.0.0"), "backend": self.backend_name,
                 "heads": _heads_info(self.heads),
-                "labels": [k for h in self.heads for k in h.keys()]}
+                "labels": [k for h in self.heads for k in h.keys()],
+                "aspect_terms": self.aspect_terms}
+
+
+def aspect_terms(doc: Any) -> list[dict[str, Any]]:
+    """``doc._.aspect_terms`` as plain JSON values (an empty list when unset)."""
+    return [{"text": str(t["text"]), "start": int(t["start"]), "end": int(t["end"]),
+             "polarity": str(t["polarity"]), "score": float(t["score"])}
+            for t in doc._.get("aspect_terms") or []]
 
 
 def _explainer(nlp: Any) -> Any:
@@ -207,11 +231,21 @@ def _explainer(nlp: Any) -> Any:
 
 
 def load_backend(model_path: str | Path, settings: ServeSettings) -> Backend:
-    """ONNX export folder (senti_onnx.json) or spaCy pipeline directory / package."""
+    """ONNX export folder (senti_onnx.json) or spaCy pipeline directory / package.
+
+    An export with aspect terms runs as ``spacy.blank`` + ``senti_onnx`` (the terms are
+    tagged on spaCy's tokens), still on onnxruntime without torch's model.
+    """
+    from ..util import load_pipeline, onnx_export_info, onnx_variant
+
     path = Path(model_path)
     if (path / MANIFEST).exists():
-        return OnnxBackend(path, settings)
-    from ..util import load_pipeline
+        info = onnx_export_info(path) or {}
+        if not info.get("aspects"):
+            return OnnxBackend(path, settings)
+        variant = onnx_variant(info, settings.variant)
+        nlp = load_pipeline(path, allow_onnx=True, variant=variant, threads=settings.threads)
+        return SpacyBackend(nlp, settings, backend_name=f"onnx-{variant}")
 
     if settings.threads:
         import torch
@@ -220,15 +254,26 @@ def load_backend(model_path: str | Path, settings: ServeSettings) -> Backend:
     return SpacyBackend(load_pipeline(model_path), settings)
 
 
-def restore_offsets(normed: Sequence[Normalized], results: list[dict[str, Any]]) -> None:
-    """Map explain token offsets from the normalised texts back to the texts as sent."""
-    for norm, result in zip(normed, results):
-        if norm.changed:
-            for token in (result.get("explain") or {}).get("tokens") or []:
-                start, end = token["start"], token["end"]
-                token["start"] = norm.origin(start)
-                # the end follows the token's last character (an empty token keeps its start)
-                token["end"] = norm.origin(end - 1) + 1 if end > start else token["start"]
+def restore_offsets(normed: Sequence[Normalized], results: list[dict[str, Any]],
+                    originals: Sequence[str] | None = None) -> None:
+    """Map explain token and aspect term offsets from the normalised texts back to the texts
+    as sent (``originals``: those texts, to give each term its text as sent)."""
+    for i, (norm, result) in enumerate(zip(normed, results)):
+        if not norm.changed:
+            continue
+        for token in (result.get("explain") or {}).get("tokens") or []:
+            token["start"], token["end"] = _origin_span(norm, token["start"], token["end"])
+        for term in result.get("aspect_terms") or []:
+            term["start"], term["end"] = _origin_span(norm, term["start"], term["end"])
+            if originals is not None:
+                term["text"] = originals[i][term["start"]:term["end"]]
+
+
+def _origin_span(norm: Normalized, start: int, end: int) -> tuple[int, int]:
+    """A normalised [start, end) as offsets of the original text: the end follows the span's
+    last character (an empty span keeps its start)."""
+    origin = norm.origin(start)
+    return origin, (norm.origin(end - 1) + 1 if end > start else origin)
 
 
 # --- app ---------------------------------------------------------------------------------
@@ -285,7 +330,11 @@ runs of punctuation): a unit of 1-4 characters that starts with a symbol (`!`, `
 repeated more than {settings.max_repeat} times in a row is cut to {settings.max_repeat}
 repetitions, and a stretch without whitespace longer than {settings.max_span} characters gets a
 space every {settings.max_span} characters. Predictions are for the normalised text; token
-offsets in `explain` refer to the text as sent.
+offsets in `explain` and aspect term offsets refer to the text as sent.
+
+**Aspect terms** (models with `senti_aspects`): each result's `aspect_terms` lists the terms
+found, in text order, with character offsets, polarity and its probability (an empty list
+when there is none); it is null for other models.
 
 **Errors** have the body `{{"error": {{"code", "message", "field", "limit"}}}}`: 400 invalid
 JSON / encoding / nesting, 404, 405, 413 body too large, 422 a field breaks the schema or a
@@ -518,11 +567,11 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
             return APIError(500, "model_error", "internal error while analysing the texts"
                             ).response()
         woke = time.perf_counter() if settings.timing else 0.0
-        if parsed.explain:
-            restore_offsets(normed, results)
-        else:
-            for result in results:
+        restore_offsets(normed, results, parsed.items())
+        for result in results:  # AnalyzeResult's optional fields: null when not given
+            if not parsed.explain:
                 result["explain"] = None
+            result.setdefault("aspect_terms", None)
         # AnalyzeResponse's shape, serialised directly (no per-request pydantic models; the
         # tests check the body against the model)
         state = request.app.state

@@ -172,10 +172,23 @@ class Explanation(BaseModel):
                                            "order")
 
 
+class AspectTerm(BaseModel):
+    text: str = Field(description="the term as it appears in the text as sent")
+    start: int = Field(description="character offset of the term in the text as sent")
+    end: int = Field(description="end offset (exclusive) of the term in the text as sent")
+    polarity: str = Field(description="the term's predicted polarity (one of the model's "
+                          "aspect term labels)")
+    score: float = Field(description="the probability of that polarity")
+
+
 class AnalyzeResult(BaseModel):
     cats: dict[str, float]
     heads: dict[str, Any]
     explain: Explanation | None = None
+    aspect_terms: list[AspectTerm] | None = Field(
+        None, description="aspect terms found in the text with their polarity, in text order "
+        "(models with senti_aspects: an empty list when there is none; null for other "
+        "models)")
 
 
 class AnalyzeResponse(BaseModel):
@@ -210,6 +223,8 @@ class ModelInfo(BaseModel):
     heads: list[HeadInfo]
     labels: list[str]
     explain_available: bool
+    aspect_terms: bool = Field(False, description="whether analyses carry aspect_terms (the "
+                               "model has senti_aspects)")
 
 
 class Health(BaseModel):

@@ -79,7 +79,8 @@
       return;
     }
     model = await response.json();
-    const heads = model.heads.map((h) => `${h.name} (${h.kind})`).join(", ");
+    const heads = model.heads.map((h) => `${h.name} (${h.kind})`)
+      .concat(model.aspect_terms ? ["aspect terms"] : []).join(", ");
     $("model").textContent = `Model ${model.name} ${model.version}, ${model.backend} backend; ` +
       `heads: ${heads}`;
     if (!model.explain_available) {
@@ -190,19 +191,34 @@
   }
 
   // --- words: tokens tinted by attribution, aspect term spans highlighted -----------------
-  // Term spans, if a head's result ever carries them: {"terms": [{"start", "end", ...}]}.
-  function termSpans(heads) {
+  // Term spans: the result's aspect_terms (senti_aspects), and any head result carrying
+  // {"terms": [{"start", "end", ...}]}.
+  function termSpans(result) {
     const spans = [];
-    for (const [name, result] of Object.entries(heads)) {
-      for (const term of result.terms || result.spans || []) {
-        if (Number.isInteger(term.start) && Number.isInteger(term.end) && term.end > term.start) {
-          const what = [term.aspect || term.group || term.label || name, term.polarity]
-            .filter(Boolean).join(": ");
-          spans.push({ start: term.start, end: term.end, what });
-        }
+    const add = (term, what) => {
+      if (Number.isInteger(term.start) && Number.isInteger(term.end) && term.end > term.start) {
+        spans.push({ start: term.start, end: term.end, what, polarity: term.polarity || "" });
+      }
+    };
+    for (const term of result.aspect_terms || []) {
+      add(term, `${term.polarity}, p = ${Number(term.score).toFixed(3)}`);
+    }
+    for (const [name, value] of Object.entries(result.heads || {})) {
+      for (const term of value.terms || value.spans || []) {
+        add(term, [term.aspect || term.group || term.label || name, term.polarity]
+          .filter(Boolean).join(": "));
       }
     }
     return spans.sort((a, b) => a.start - b.start);
+  }
+
+  // The aspect_terms of a senti_aspects model: one chip per term, coloured by polarity.
+  function renderTerms(terms) {
+    const box = el("section", { class: "head terms", "data-head": "aspect_terms" });
+    box.append(el("h2", { text: "Aspect terms" }));
+    box.append(chips(terms.map((t) => ({ text: `${t.text}: ${t.polarity}`, cls: t.polarity })),
+                     "aspect terms", "No aspect term found."));
+    return box;
   }
 
   function tint(node, value, scale) {
@@ -238,6 +254,7 @@
         const term = termOf(token.start, end);
         if (term) {
           span.classList.add("term");
+          if (term.polarity) span.dataset.polarity = term.polarity;
           title.push(`aspect term (${term.what})`);
         }
         span.title = title.join(", ");
@@ -248,7 +265,7 @@
       for (const term of terms) {
         if (term.start < pos) continue;
         box.append(text.slice(pos, term.start));
-        box.append(el("mark", { class: "term", title: term.what,
+        box.append(el("mark", { class: "term", title: term.what, "data-polarity": term.polarity,
                                 text: text.slice(term.start, term.end) }));
         pos = term.end;
       }
@@ -266,7 +283,7 @@
     body.replaceChildren();
     $("token-table-box").hidden = !tokens.length;
     if (!explain) {
-      legend.textContent = "Outlined: aspect terms.";
+      legend.textContent = "Outlined: aspect terms (green: positive, red: negative).";
       return;
     }
     if (explain.target) {
@@ -300,7 +317,8 @@
     for (const [name, value] of Object.entries(result.heads || {})) {
       heads.append(renderHead(name, value));
     }
-    const terms = termSpans(result.heads || {});
+    if (Array.isArray(result.aspect_terms)) heads.append(renderTerms(result.aspect_terms));
+    const terms = termSpans(result);
     const explain = result.explain || null;
     const words = $("explanation");
     words.hidden = !explain && !terms.length;
@@ -317,6 +335,10 @@
         const found = Object.entries(value.aspects).map(([g, p]) => `${g} ${p}`);
         parts.push(`${name} ${found.join(", ") || "none"}`);
       }
+    }
+    if (Array.isArray(result.aspect_terms)) {
+      const found = result.aspect_terms.map((t) => `${t.text} ${t.polarity}`);
+      parts.push(`aspect terms ${found.join(", ") || "none"}`);
     }
     return parts.join("; ");
   }
