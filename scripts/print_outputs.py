@@ -14,6 +14,8 @@ from typing import Any
 import srsly
 
 METRICS = (("accuracy", "acc"), ("macro-F1", "macro_f"), ("micro-F1", "micro_f"))
+TERM_METRICS = (("term F1", "aspect_terms_f"), ("polarity accuracy", "aspect_polarity_acc"),
+                ("polarity macro-F1", "aspect_polarity_macro_f"), ("pair F1", "aspect_pairs_f"))
 
 
 def project_vars(project_dir: Path) -> dict[str, Any]:
@@ -33,7 +35,7 @@ def output_paths(project_dir: Path, pvars: dict[str, Any]) -> dict[str, Path]:
 
 
 def headline_rows(metrics: dict[str, Any]) -> list[str]:
-    """One line per head: kind, n and the scores the report leads with."""
+    """One line per head: kind, n and the scores the report leads with; one for aspect terms."""
     scores = metrics.get("scores", {})
     rows = []
     for head, info in metrics.get("heads", {}).items():
@@ -42,6 +44,11 @@ def headline_rows(metrics: dict[str, Any]) -> list[str]:
         if isinstance(info.get("ece"), (int, float)):
             parts.append(f"ECE {info['ece']:.3f}")
         rows.append(f"  {head:<10} {info.get('kind', ''):<11} n={info.get('n', '?'):<5} "
+                    + ", ".join(parts))
+    if isinstance(scores.get("aspect_terms_f"), (int, float)):  # senti_aspects
+        parts = [f"{label} {scores[key]:.3f}" for label, key in TERM_METRICS
+                 if isinstance(scores.get(key), (int, float))]
+        rows.append(f"  {'terms':<10} {'spans':<11} n={scores.get('aspect_terms_n_gold', '?'):<5} "
                     + ", ".join(parts))
     return rows
 

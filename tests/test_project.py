@@ -128,3 +128,21 @@ def test_document_matches_weasel(tmp_path):
     assert (REPO / "PROJECT.md").read_text(encoding="utf8") == expected, (
         "PROJECT.md is stale: run `weasel run document`"
     )
+
+
+def test_demo_printout_has_a_line_for_aspect_terms():
+    """scripts/print_outputs.py (the end of `make demo`) shows the senti_aspects scores."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("print_outputs",
+                                                  REPO / "scripts" / "print_outputs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    metrics = {"heads": {"sentiment": {"kind": "exclusive", "n": 3}},
+               "scores": {"senti_sentiment_acc": 0.5, "aspect_terms_f": 0.75,
+                          "aspect_polarity_acc": 0.5, "aspect_terms_n_gold": 4}}
+    rows = module.headline_rows(metrics)
+    assert len(rows) == 2 and "term F1 0.750" in rows[1] and "n=4" in rows[1]
+    assert "polarity accuracy 0.500" in rows[1] and "pair F1" not in rows[1]
+    del metrics["scores"]["aspect_terms_f"]
+    assert len(module.headline_rows(metrics)) == 1
