@@ -21,7 +21,7 @@ from spacy_senti.util import load_pipeline
 
 EXAMPLES = [
     "The pad thai was excellent but the waiter ignored us for twenty minutes.",
-    "Battery life is short, although the screen is bright and the keyboard feels solid.",
+    "Great sushi and friendly staff, although the prices are steep for the neighbourhood.",
     "We ordered the tasting menu; the dessert was forgettable.",
 ]
 
@@ -45,7 +45,7 @@ def main() -> None:
     if browser is None:
         raise SystemExit("needs a Chromium for the PNG (apt-get install chromium); "
                          f"the HTML is at {html_path}")
-    height = 60 + 110 * len(docs)
+    height = 90 + 160 * len(docs)
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
             [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
