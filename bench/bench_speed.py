@@ -197,11 +197,11 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(args) -> dict[str, dict]:
+def measure(args, backends: list[str] = BACKENDS) -> dict[str, dict]:
     from tqdm import tqdm
 
     best: dict[str, dict] = {}
-    jobs = [(r, b) for r in range(args.rounds) for b in BACKENDS]
+    jobs = [(r, b) for r in range(args.rounds) for b in backends]
     for _, backend in tqdm(jobs, desc="backends", unit="run"):
         cmd = [sys.executable, __file__, "--one", backend, "--n", str(args.n),
                "--train-steps", str(args.train_steps), "--threads", str(args.threads)]
@@ -296,6 +296,45 @@ def write_table(best: dict[str, dict], args, top: list[str]) -> None:
     print("\n".join(lines))
 
 
+ASPECTS_PAIR = ("senti_3heads", "senti_3heads_aspects")
+ASPECTS_OUT = OUT.with_name("speed_aspects.md")
+
+
+def write_aspects_table(best: dict[str, dict], args) -> None:
+    """The cost of senti_aspects beside senti_textcat on one encoder pass (issue 15)."""
+    base, with_terms = (best[k] for k in ASPECTS_PAIR)
+    ratio = with_terms["docs_per_s"] / base["docs_per_s"]
+    ratio_cpu = with_terms["docs_per_cpu_s"] / base["docs_per_cpu_s"]
+    command = (f"python bench/bench_speed.py --aspects-only --n {args.n} --rounds {args.rounds} "
+               f"--threads {args.threads} --senti-max-items {args.senti_max_items}")
+    lines = [
+        "# Speed: aspect terms (senti_aspects) beside senti_textcat, one encoder pass",
+        "",
+        *header(command, extra=[f"Torch threads: {args.threads}"]),
+        "",
+        f"{args.n} real sentences (SST-2 dev, then TweetEval sentiment val); nlp.pipe with "
+        f"senti_transformer, batch_size {SENTI_BUFFER}; three senti_textcat heads (sentiment, "
+        "emotion, aspect categories), alone and with senti_aspects listening to the same "
+        f"transformer pass. Best of {args.rounds} alternating rounds, each in its own process; "
+        "untrained weights (speed does not depend on them).",
+        "",
+        "| pipeline | docs/s | docs/CPU-s | peak RSS (MB) |",
+        "|---|---:|---:|---:|",
+        f"| transformer + senti_textcat (3 heads) | {base['docs_per_s']:.1f} | "
+        f"{base['docs_per_cpu_s']:.1f} | {base['peak_rss_mb']:.0f} |",
+        f"| transformer + senti_textcat (3 heads) + senti_aspects | "
+        f"{with_terms['docs_per_s']:.1f} | {with_terms['docs_per_cpu_s']:.1f} | "
+        f"{with_terms['peak_rss_mb']:.0f} |",
+        "",
+        f"Target >= {ASPECTS_TARGET}x the docs/s of senti_textcat alone: "
+        f"{'met' if ratio >= ASPECTS_TARGET else 'NOT met'} ({ratio:.2f}x; {ratio_cpu:.2f}x per "
+        "CPU-second). A second encoder would halve it.",
+        "",
+    ]
+    ASPECTS_OUT.write_text("\n".join(lines), encoding="utf8")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
@@ -306,6 +345,9 @@ def main() -> None:
                         help="max_batch_items (padded wordpieces) of the senti_transformer "
                         "rows (the configs' value counts spaCy tokens for `transformer`)")
     parser.add_argument("--one", choices=BACKENDS, help=argparse.SUPPRESS)
+    parser.add_argument("--aspects-only", action="store_true",
+                        help="only the aspect terms pair (3 heads with and without "
+                        "senti_aspects), interleaved; writes bench/results/speed_aspects.md")
     args = parser.parse_args()
     import torch
 
@@ -314,6 +356,9 @@ def main() -> None:
         print(json.dumps(run_backend(args.one, args.n, args.train_steps, args.senti_max_items)))
         return
     top = run_header(args)
+    if args.aspects_only:
+        write_aspects_table(measure(args, list(ASPECTS_PAIR)), args)
+        return
     best = measure(args)
     OUT.with_suffix(".json").write_text(json.dumps(best, indent=2), encoding="utf8")
     write_table(best, args, top)

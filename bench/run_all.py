@@ -23,6 +23,7 @@ ORDER = [
     "quality",
     "levers",
     "speed",
+    "speed_aspects",
     "lexicon",
     "lowdata",
     "fewshot",
@@ -37,6 +38,7 @@ SCRIPTS = {
     "quality": ["bench_quality.py"],  # also runs the lever experiments (one results file)
     "levers": [],  # written by bench_quality.py
     "speed": ["bench_speed.py"],
+    "speed_aspects": [],  # bench_speed.py --aspects-only
     "lexicon": ["bench_lexicon.py"],
     "lowdata": ["bench_lowdata.py"],
     "fewshot": ["bench_fewshot.py"],  # the full grid takes hours: see its --help for a subset
@@ -51,6 +53,7 @@ TITLES = {
     "quality": "Quality on the full public benchmarks",
     "levers": "Levers: what each training change did",
     "speed": "Speed: spacy-senti vs raw Hugging Face (inference and training)",
+    "speed_aspects": "Speed: aspect terms beside the heads, one encoder pass",
     "lexicon": "Lexicon scorer: parity with vaderSentiment and throughput",
     "lowdata": "Low-data curve: model-only vs lexicon-only vs hybrid",
     "fewshot": "Few labels: plain fine-tuning vs hybrid vs setfit vs spacy-senti fewshot",
