@@ -441,6 +441,7 @@ def execute(run_id: str, gpu_id: int, max_steps: int = 0, seed: int = 0,
     bench = BENCHMARKS[run.benchmark]
     load_start = load()
     ensure_corpus(bench)
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
     if run.untuned:  # evaluate the baseline's best checkpoint as trained: no new training
         out_dir = WORK / run.baseline
         train_s = 0.0
@@ -451,11 +452,13 @@ def execute(run_id: str, gpu_id: int, max_steps: int = 0, seed: int = 0,
         command = shlex.join(["python", *train_cmd[1:]])
         timing = out_dir / "train_seconds.json"
         if reuse and timing.exists() and (out_dir / "model-best").exists():
-            train_s = json.loads(timing.read_text(encoding="utf8"))["seconds"]
+            trained = json.loads(timing.read_text(encoding="utf8"))
+            train_s, load_start = trained["seconds"], trained["load"]
+            threads = trained.get("threads", threads)
         else:
             train_s = sh(train_cmd, log=out_dir / "train.log")
-            timing.write_text(json.dumps({"seconds": train_s, "load": load_start}),
-                              encoding="utf8")
+            timing.write_text(json.dumps({"seconds": train_s, "load": load_start,
+                                          "threads": threads}), encoding="utf8")
             name_model(run_id, out_dir / "model-best")
         if train_only:
             return {}
@@ -487,7 +490,7 @@ def execute(run_id: str, gpu_id: int, max_steps: int = 0, seed: int = 0,
         "device": device(gpu_id),
         "cpu_flags": flags_line(),
         "load": load_start,
-        "threads": os.environ.get("OMP_NUM_THREADS", "default"),
+        "threads": threads,
         "date": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
         "versions": versions(*PACKAGES),
         "command": command,
