@@ -548,3 +548,26 @@ def test_factory_found_without_importing_spacy_senti():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert "SentiAspects aspects ['senti_aspects']" in out.stdout
+
+
+def test_term_score_is_the_chosen_tags_confidence_even_for_a_term_opened_by_i():
+    """A term the decoder opens with an I (after O) scores its tokens' chosen-tag
+    probabilities, not P(B) (which was 0.3 here: the bug)."""
+    from spacy_senti.components.aspects import AspectPrediction, set_aspect_annotations
+    from spacy_senti.extensions import register_aspect_term_extensions
+
+    register_aspect_term_extensions()
+    doc = spacy.blank("en")("the pad thai was great")
+    tags = np.array([[0.9, 0.05, 0.05],   # O
+                     [0.1, 0.3, 0.6],     # I after O: opens the term
+                     [0.2, 0.0, 0.8],     # I
+                     [0.7, 0.2, 0.1],     # O
+                     [0.9, 0.05, 0.05]], dtype="f")
+    spans = decode_bio(tags.argmax(axis=1).tolist())
+    assert spans == [(1, 3)]
+    prediction = AspectPrediction([tags], [spans], [np.array([[0.1, 0.2, 0.7]], dtype="f")])
+    set_aspect_annotations([doc], prediction, ["negative", "neutral", "positive"], "terms")
+    group = doc.spans["terms"]
+    assert [(s.text, s.label_) for s in group] == [("pad thai", "positive")]
+    assert group.attrs["scores"] == [pytest.approx(0.7)]  # mean(0.6, 0.8)
+    assert doc._.aspect_terms[0]["score"] == pytest.approx(0.7)  # the polarity's probability

@@ -10,7 +10,7 @@ corpus and sentence labels from another.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,7 +107,6 @@ class AspectPrediction:
     tag_probs: list[np.ndarray]
     spans: list[list[tuple[int, int]]]
     polarity_probs: list[np.ndarray]
-    tag_confidence: list[np.ndarray] | None = None  # per token, the chosen tag's probability
 
 
 class SentiAspects(TrainablePipe):
@@ -167,11 +166,8 @@ class SentiAspects(TrainablePipe):
         rows = self.model.get_ref("tok2vec").predict(docs)
         lengths = [len(doc) for doc in docs]
         tag_probs = self._tag_probs(rows, lengths)
-        tag_ids = [p.argmax(axis=1) for p in tag_probs]
-        spans = [decode_bio(ids.tolist()) for ids in tag_ids]
-        # the confidence of each token's chosen tag (an I that starts a term keeps its own)
-        chosen = [p[np.arange(len(p)), ids] for p, ids in zip(tag_probs, tag_ids)]
-        return AspectPrediction(tag_probs, spans, self._polarity_probs(rows, spans), chosen)
+        spans = [decode_bio(p.argmax(axis=1).tolist()) for p in tag_probs]
+        return AspectPrediction(tag_probs, spans, self._polarity_probs(rows, spans))
 
     def predict_polarities(self, docs: list[Doc], spans: list[list[tuple[int, int]]]
                            ) -> list[np.ndarray]:
@@ -202,29 +198,7 @@ class SentiAspects(TrainablePipe):
 
     def set_annotations(self, docs: Iterable[Doc], prediction: AspectPrediction) -> None:
         """Write the term spans, their polarity scores and ``doc._.aspect_terms``."""
-        labels = self.labels
-        confidence = prediction.tag_confidence or [
-            p[np.arange(len(p)), p.argmax(axis=1)] for p in prediction.tag_probs
-        ]
-        for doc, tag_conf_doc, spans, pol_probs in zip(
-            docs, confidence, prediction.spans, prediction.polarity_probs
-        ):
-            group_spans, term_scores, terms = [], [], []
-            for (start, end), probs in zip(spans, pol_probs):
-                best = int(probs.argmax())
-                span = Span(doc, start, end, label=labels[best])
-                scores = dict(zip(labels, probs.tolist()))
-                span._.polarity_scores = scores
-                group_spans.append(span)
-                term_scores.append(float(tag_conf_doc[start:end].mean()))
-                terms.append({"text": span.text, "start": span.start_char,
-                              "end": span.end_char, "polarity": labels[best],
-                              "score": scores[labels[best]]})
-            doc.spans[self.spans_key] = SpanGroup(
-                doc, name=self.spans_key, spans=group_spans,
-                attrs={"scores": term_scores},
-            )
-            doc._.aspect_terms = terms
+        set_aspect_annotations(docs, prediction, self.labels, self.spans_key)
 
     # --- training ------------------------------------------------------------------------
     def update(
@@ -375,6 +349,30 @@ class SentiAspects(TrainablePipe):
 
 
 # --- helpers ------------------------------------------------------------------------------
+def set_aspect_annotations(docs: Iterable[Doc], prediction: AspectPrediction,
+                           labels: Sequence[str], spans_key: str) -> None:
+    """Write ``doc.spans[spans_key]`` (label = polarity; ``attrs["scores"]`` = each term's mean
+    probability of its tokens' chosen tags), ``span._.polarity_scores`` and
+    ``doc._.aspect_terms`` from a prediction (``senti_aspects`` and its ONNX twin)."""
+    for doc, tag_probs, spans, pol_probs in zip(
+        docs, prediction.tag_probs, prediction.spans, prediction.polarity_probs
+    ):
+        chosen = tag_probs.max(axis=1) if len(tag_probs) else tag_probs
+        group_spans, term_scores, terms = [], [], []
+        for (start, end), probs in zip(spans, pol_probs):
+            best = int(probs.argmax())
+            span = Span(doc, start, end, label=labels[best])
+            scores = dict(zip(labels, probs.tolist()))
+            span._.polarity_scores = scores
+            group_spans.append(span)
+            term_scores.append(float(chosen[start:end].mean()))
+            terms.append({"text": span.text, "start": span.start_char, "end": span.end_char,
+                          "polarity": labels[best], "score": scores[labels[best]]})
+        doc.spans[spans_key] = SpanGroup(doc, name=spans_key, spans=group_spans,
+                                         attrs={"scores": term_scores})
+        doc._.aspect_terms = terms
+
+
 def _aligned_gold(eg: Example, key: str) -> list[Span]:
     """Gold term spans mapped onto the predicted doc's tokens (unique, in order)."""
     gold = eg.reference.spans[key]

@@ -153,14 +153,3 @@ class AspectHead:
         spans = [self.spans(t) for t in tags]
         return AspectPrediction(tags, spans, [self.polarity_probs(r, s)
                                               for r, s in zip(rows, spans)])
-
-
-def aspect_writer(vocab, name: str, labels: Sequence[str], spans_key: str):
-    """A ``senti_aspects`` instance used only for its ``set_annotations`` (no model), so the
-    ONNX component writes ``doc.spans``, ``span._.polarity_scores`` and ``doc._.aspect_terms``
-    with the component's own code."""
-    from ..components.aspects import SentiAspects
-
-    writer = SentiAspects(vocab, None, name, spans_key=spans_key)  # type: ignore[arg-type]
-    writer.cfg["labels"] = list(labels)
-    return writer

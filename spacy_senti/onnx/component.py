@@ -62,7 +62,6 @@ class SentiOnnxTextCategorizer(Pipe):
         self.threads = threads
         self.batch_size = batch_size
         self.runner: SentiOnnx | None = None
-        self._aspect_writer: Any = None
         self._pid = os.getpid()
         if path is not None:
             self._load(Path(path))
@@ -73,16 +72,8 @@ class SentiOnnxTextCategorizer(Pipe):
         self._pid = os.getpid()
         for head in self.runner.heads:
             register_head_extensions(head)
-        self._aspect_writer = None
         if self.runner.aspects is not None:
-            from spacy.vocab import Vocab
-
-            from .aspects import aspect_writer
-
             register_aspect_term_extensions()
-            info = self.runner.aspects.info
-            self._aspect_writer = aspect_writer(Vocab(), info.get("component", self.name),
-                                                self.runner.aspects.labels, info["spans_key"])
 
     @property
     def heads(self) -> list[Head]:
@@ -135,7 +126,11 @@ class SentiOnnxTextCategorizer(Pipe):
         runner = self._require()
         docs = list(docs)
         if prediction.aspects is not None:
-            self._aspect_writer.set_annotations(docs, prediction.aspects)
+            from ..components.aspects import set_aspect_annotations
+
+            aspects = runner.aspects
+            set_aspect_annotations(docs, prediction.aspects, aspects.labels,
+                                   aspects.info["spans_key"])
         for doc, row in zip(docs, prediction.probs):
             if not len(doc):
                 continue
