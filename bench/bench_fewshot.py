@@ -21,10 +21,14 @@ fewshot.png and fewshot.json (every run, for ``--from-json``).
 
     .venv/bin/python bench/bench_fewshot.py [--datasets sst2,carer,fpb,tweeteval]
         [--n 8,16,64] [--seeds 0,1,2,3,4] [--methods plain,hybrid,setfit,fewshot]
-        [--test-size 0] [--pairs-per-example 20] [--threads 2] [--work /tmp/fewshot]
+        [--test-size 0] [--pairs-per-example 20 | 8:20,16:10,64:5] [--threads 2]
+        [--work /tmp/fewshot] [--out bench/results/fewshot.md]
+    .venv/bin/python bench/bench_fewshot.py --merge a.json b.json ...  # one report of several
 
-The full grid (4 datasets x 3 sizes x 5 seeds) takes hours on 2 CPU cores; the smallest
-useful check: ``--datasets sst2 --n 8 --seeds 0 --test-size 200``. The setfit peer needs
+The full grid (4 datasets x 3 sizes x 5 seeds) takes hours on 2 CPU cores, so it can run in
+parts (say one N per run, each with its own ``--out``) that ``--merge`` puts in one report;
+the samples do not depend on which sizes a run includes. The smallest useful check:
+``--datasets sst2 --n 8 --seeds 0 --test-size 200``. The setfit peer needs
 ``pip install --no-deps setfit==1.2.0 datasets==5.0.1 evaluate==0.4.6 accelerate==1.16.0
 dill==0.4.1 multiprocess==0.70.19 xxhash==4.1.0 psutil==7.2.2`` (``--no-deps``: its resolver
 would otherwise change transformers/tokenizers/fsspec); without it the method is skipped.
@@ -125,13 +129,18 @@ TITLES = {"sst2": "SST-2", "carer": "CARER emotion", "fpb": "Financial PhraseBan
           "tweeteval": "TweetEval emotion"}
 
 
+#: dev samples start after this many docs per class, so a seed's samples are the same whichever
+#: sizes a run includes (runs of different --n can be merged)
+DEV_OFFSET = 64
+
+
 def per_class_samples(pool: list, sizes: list[int], seed: int) -> tuple[dict[int, list], dict]:
     """Nested training samples of N docs per class and, per N, a disjoint dev of N per class."""
     rng = np.random.default_rng(seed)
     by_label: dict[str, list[int]] = {}
     for i, ex in enumerate(pool):
         by_label.setdefault(ex.labels[0], []).append(i)
-    top = max(sizes)
+    top = max(DEV_OFFSET, *sizes)
     perms = {lab: rng.permutation(idx) for lab, idx in sorted(by_label.items())}
     short = {lab: len(p) for lab, p in perms.items() if len(p) < 2 * top}
     if short:
@@ -383,10 +392,11 @@ def write_report(out: Path, top: list[str], args_line: str, results: dict, metho
         "(stacker); fewshot scores its `model-last` and setfit has no selection, so neither "
         "uses dev labels. Plain: `configs/sentiment.cfg`, batch 16, LR 1e-4 warmup-linear, "
         "20 / 8 / 4 epochs for ≤ 100 / ≤ 400 / more docs. Fewshot: `configs/fewshot.cfg` "
-        "(stage 2 trains the head over the frozen stage-1 encoder, 300 steps; "
-        "`--head-fit trained`, the default). setfit: "
+        "(stage 2 runs `spacy train` over the frozen stage-1 encoder, 300 steps, with "
+        "unit-length pooled features; then `--head-fit logistic`, the default, refits the "
+        "head as SetFit's: scikit-learn logistic regression, C = 1). setfit: "
         "SetFitModel + logistic regression, batch 16, 1 epoch, body LR 2e-5 (its defaults) "
-        "and num_iterations = R, the pairs budget fewshot uses.",
+        "and num_iterations = R, the pairs budget fewshot uses (R per N in the settings).",
         *[f"- {note}" for note in notes],
         "",
         *targets(results),
@@ -405,6 +415,58 @@ def write_report(out: Path, top: list[str], args_line: str, results: dict, metho
     out.write_text("\n".join(lines) + "\n", encoding="utf8")
 
 
+def pairs_per_size(spec: str, sizes: list[int]) -> dict[int, int]:
+    """R per N from ``"20"`` (every N) or ``"8:20,16:10,64:5"``."""
+    if ":" not in spec:
+        return {n: int(spec) for n in sizes}
+    table = {int(n): int(r) for n, r in (item.split(":") for item in spec.split(","))}
+    missing = [n for n in sizes if n not in table]
+    if missing:
+        raise SystemExit(f"--pairs-per-example gives no R for N = {missing}")
+    return {n: table[n] for n in sizes}
+
+
+def merge_runs(paths: list[Path], out: Path) -> None:
+    """One report from several runs' json files: their runs side by side (a (dataset, N,
+    seed) run twice is an error), each part's header and settings listed."""
+    parts = [json.loads(p.read_text()) for p in paths]
+    results: dict[str, dict[str, list]] = {}
+    seen: set[tuple] = set()
+    for path, part in zip(paths, parts):
+        for key, per_n in part["results"].items():
+            for n, runs in per_n.items():
+                for run in runs:
+                    ident = (key, n, run["seed"])
+                    if ident in seen:
+                        raise SystemExit(f"{path}: {key} N={n} seed {run['seed']} is in two "
+                                         "of the merged files")
+                    seen.add(ident)
+                    results.setdefault(key, {}).setdefault(n, []).append(run)
+    order = [k for k in TITLES if k in results]
+    results = {k: dict(sorted(results[k].items(), key=lambda kv: int(kv[0]))) for k in order}
+    methods = [m for m in METHODS if any(m in p["methods"] for p in parts)]
+    top = [f"- Merged from {len(parts)} runs (`python bench/bench_fewshot.py --merge "
+           f"{' '.join(shown(p) for p in paths)}`); each run's header:", ""]
+    for path, part in zip(paths, parts):
+        top += [f"### {shown(path)}", "", *part["header"],
+                f"- Settings: {part['settings']}",
+                f"- Run time: {part['wall'] / 60:.1f} min wall", ""]
+    notes = sorted({note for part in parts for note in part["notes"]})
+    settings = "; ".join(f"{shown(p)}: {part['settings']}" for p, part in zip(paths, parts))
+    wall = sum(part["wall"] for part in parts)
+    write_report(out, top, settings, results, methods, wall, notes)
+    out.with_suffix(".json").write_text(json.dumps(
+        {"header": top, "settings": settings, "results": results, "methods": methods,
+         "wall": wall, "notes": notes}, indent=1))
+
+
+def shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 # --- main ------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -414,18 +476,25 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--test-size", type=int, default=0,
                         help="stratified test subset (same for all runs); 0: the whole split")
-    parser.add_argument("--pairs-per-example", type=int, default=20)
+    parser.add_argument("--pairs-per-example", default="20",
+                        help="R for every N, or per N: '8:20,16:10,64:5'")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("/tmp/spacy_senti_fewshot"))
     parser.add_argument("--out", type=Path, default=RESULTS / "fewshot.md")
     parser.add_argument("--from-json", type=Path, default=None,
                         help="re-render the report from a run's fewshot.json (no training)")
+    parser.add_argument("--merge", type=Path, nargs="+", default=None,
+                        help="write one report (--out) from several runs' json files")
     args = parser.parse_args()
     methods = [m for m in args.methods.split(",") if m]
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise SystemExit(f"unknown methods {sorted(unknown)}; use {', '.join(METHODS)}")
     json_path = args.out.with_suffix(".json")
+    if args.merge:
+        merge_runs(args.merge, args.out)
+        print(f"wrote {args.out}")
+        return
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
         write_report(args.out, saved["header"], saved["settings"], saved["results"],
@@ -437,6 +506,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     sizes = sorted(int(n) for n in args.n.split(","))
     seeds = [int(s) for s in args.seeds.split(",")]
+    pairs_r = pairs_per_size(args.pairs_per_example, sizes)
     notes: list[str] = []
     if "setfit" in methods:
         why = setfit_available()
@@ -448,7 +518,8 @@ def main() -> None:
                  packages=("spacy", "spacy-transformers", "torch", "transformers",
                            "sentence-transformers", "setfit", "spacy-senti"))
     settings = (f"datasets {args.datasets}; N per class {sizes}; seeds {seeds}; "
-                f"R = {args.pairs_per_example} pairs per example; test size "
+                f"R = {', '.join(f'{r} at N = {n}' for n, r in pairs_r.items())} pairs per "
+                "example; test size "
                 f"{args.test_size or 'whole split'}")
     results: dict[str, dict[str, list]] = {}
     started = time.perf_counter()
@@ -467,16 +538,17 @@ def main() -> None:
             for n in sizes:
                 run_dir = args.work / key / f"n{n}" / f"seed{seed}"
                 run_dir.mkdir(parents=True, exist_ok=True)
-                run: dict = {"seed": seed, "n_train": len(trains[n]), "n_test": len(test)}
+                run: dict = {"seed": seed, "n_train": len(trains[n]), "n_test": len(test),
+                             "pairs_per_example": pairs_r[n]}
                 if "plain" in methods or "hybrid" in methods:
                     run.update(timed(run_plain_hybrid, ds, trains[n], devs[n], test_docs,
                                      run_dir, seed))
                 if "setfit" in methods:
                     run.update(timed(run_setfit, ds, trains[n], test_docs, run_dir, seed,
-                                     args.pairs_per_example))
+                                     pairs_r[n]))
                 if "fewshot" in methods:
                     run.update(timed(run_fewshot_method, ds, trains[n], devs[n], test_docs,
-                                     run_dir, seed, args.pairs_per_example))
+                                     run_dir, seed, pairs_r[n]))
                 results[key][str(n)].append(run)
                 tqdm.write(f"{key} N={n} seed={seed}: " + json.dumps(
                     {m: {k: round(v, 4) for k, v in r.items()} for m, r in run.items()

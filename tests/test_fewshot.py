@@ -97,7 +97,7 @@ def fewshot_run(tiny_bert, tmp_path_factory) -> Path:
     result = CliRunner().invoke(app, [
         "fewshot", str(CONFIGS / "fewshot.cfg"), str(train), "--dev", str(train),
         "--output", str(out), "--pairs-per-example", "4", "--learn-rate", "1e-3",
-        "--seed", "0", "--head-fit", "logistic", "--paths.backbone", str(tiny_bert),
+        "--seed", "0", "--paths.backbone", str(tiny_bert),
         *STAGE2])
     assert result.exit_code == 0, result.output
     assert "contrastive" in result.output and "model-best" in result.output
@@ -207,9 +207,9 @@ def test_no_labels_of_any_head(tmp_path, tiny_bert):
 
 
 def test_logistic_head_is_sklearns_fit_on_the_pooled_vectors(fewshot_run):
-    """--head-fit logistic: the saved head gives exactly the probabilities of
-    scikit-learn's LogisticRegression fitted (rescaled C) on the training docs' pooled
-    vectors, as SetFit's head would."""
+    """The default --head-fit logistic: the saved head gives exactly the probabilities of
+    scikit-learn's LogisticRegression fitted on the training docs' pooled vectors, which
+    configs/fewshot.cfg normalises to unit length (so C is SetFit's C), as SetFit's head."""
     import json
 
     from sklearn.linear_model import LogisticRegression
@@ -219,7 +219,9 @@ def test_logistic_head_is_sklearns_fit_on_the_pooled_vectors(fewshot_run):
     summary = json.loads((fewshot_run / "fewshot.json").read_text())
     fit = summary["stage2"]["logistic"]
     assert summary["stage2"]["head_fit"] == "logistic"
-    assert fit["docs"] == len(SENTIMENT_ROWS) and fit["C_rescaled"] < fit["C"] * 10
+    assert fit["docs"] == len(SENTIMENT_ROWS)
+    assert fit["mean_sq_norm"] == pytest.approx(1.0, abs=1e-5)
+    assert fit["C_rescaled"] == pytest.approx(fit["C"], rel=1e-5)
     nlp = spacy.load(fewshot_run / "model-last")
     texts = [text for text, _ in SENTIMENT_ROWS]
     docs = list(nlp.pipe(texts))
@@ -232,7 +234,7 @@ def test_logistic_head_is_sklearns_fit_on_the_pooled_vectors(fewshot_run):
     assert list(clf.classes_) == fit["classes"]
 
 
-def test_default_head_fit_keeps_spacy_trains_head(tmp_path, tiny_bert):
+def test_head_fit_trained_keeps_spacy_trains_head(tmp_path, tiny_bert):
     rows = [(text, sentiment_cats(label)) for text, label in SENTIMENT_ROWS]
     train = write_docbin(tmp_path / "train.spacy", rows)
     summary = run_fewshot(CONFIGS / "fewshot.cfg", train, train, tmp_path / "out",
@@ -241,7 +243,7 @@ def test_default_head_fit_keeps_spacy_trains_head(tmp_path, tiny_bert):
                                      "training.max_steps": 12, "training.eval_frequency": 6,
                                      "training.optimizer.learn_rate.warmup_steps": 2,
                                      "training.optimizer.learn_rate.total_steps": 12},
-                          progress=False)
+                          progress=False, head_fit="trained")
     assert summary["stage2"]["head_fit"] == "trained" and "logistic" not in summary["stage2"]
 
 
@@ -253,3 +255,19 @@ def test_logistic_head_fit_gives_both_saved_pipelines_the_same_head(fewshot_run)
             for folder in ("model-last", "model-best")]
     for a, b in zip(*cats):
         assert a == pytest.approx(b, abs=1e-6)
+
+
+def test_default_head_fit_keeps_the_trained_head_of_a_multilabel_head(tmp_path, tiny_bert):
+    """Logistic regression fits one label per doc: a multilabel head keeps the head spacy
+    train learnt under the default --head-fit, and the summary says so."""
+    config = spacy.util.load_config(CONFIGS / "fewshot.cfg", interpolate=False)
+    config["components"]["senti_textcat"]["heads"] = {"emotion": {"kind": "multilabel"}}
+    config["training"]["score_weights"] = {"senti_macro_f": 1.0}
+    config.to_disk(tmp_path / "emotion_fewshot.cfg")
+    rows = [("so happy", {"emotion/joy": 1.0, "emotion/anger": 0.0}),
+            ("happy and glad", {"emotion/joy": 1.0, "emotion/anger": 0.0}),
+            ("so angry", {"emotion/joy": 0.0, "emotion/anger": 1.0}),
+            ("angry and mad", {"emotion/joy": 0.0, "emotion/anger": 1.0})]
+    summary = _run(tmp_path, rows, tiny_bert, config=tmp_path / "emotion_fewshot.cfg")
+    assert summary["stage1"]["head"] == "emotion"
+    assert summary["stage2"]["head_fit"] == "trained" and "logistic" not in summary["stage2"]

@@ -49,11 +49,13 @@ def sst2_sentences(n: int) -> list[str]:
     return [line.split("\t")[0] for line in lines[:n]]
 
 
-def build_pipeline(tiny_bert: Path, pooling: str, hidden: int, heads=HEADS):
+def build_pipeline(tiny_bert: Path, pooling: str, hidden: int, heads=HEADS,
+                   normalize: bool = False):
     config = load_config("sentiment", tiny_bert)
     config["components"]["senti_textcat"]["heads"] = heads
     config["components"]["senti_textcat"]["model"]["pooling"] = pooling
     config["components"]["senti_textcat"]["model"]["hidden_width"] = hidden
+    config["components"]["senti_textcat"]["model"]["normalize"] = normalize
     nlp = nlp_from_config(config)
     rows = [(t, {k: v for k, v in cats_for(a).items() if k.split("/")[0] in heads})
             for t, a in ROWS]
@@ -61,11 +63,15 @@ def build_pipeline(tiny_bert: Path, pooling: str, hidden: int, heads=HEADS):
     return nlp
 
 
-@pytest.fixture(scope="module", params=[("mean", 0), ("cls", 0), ("attention", 16)],
-                ids=["mean", "cls", "attention+hidden"])
+@pytest.fixture(scope="module",
+                params=[("mean", 0, False), ("cls", 0, False), ("attention", 16, False),
+                        ("mean", 0, True)],
+                ids=["mean", "cls", "attention+hidden", "mean+normalize"])
 def exported(request, tiny_bert, tmp_path_factory):
-    pooling, hidden = request.param
-    nlp = build_pipeline(tiny_bert, pooling, hidden)
+    """Long docs (several windows) check the runner's re-pooling: with ``normalize`` the
+    merged vector is normalised after the windows are pooled, as the Thinc model does."""
+    pooling, hidden, normalize = request.param
+    nlp = build_pipeline(tiny_bert, pooling, hidden, normalize=normalize)
     out = export_onnx(nlp, tmp_path_factory.mktemp(f"onnx_{pooling}"), quantize="int8")
     return nlp, out
 

@@ -219,6 +219,50 @@ def test_pooling_variants_learn(tiny_bert, pooling):
     assert losses[-1] < losses[0] / 5
 
 
+def test_l2_normalize_layer_unit_rows_and_gradient():
+    """Rows of unit length; backprop matches central finite differences."""
+    from thinc.api import NumpyOps
+
+    from spacy_senti.models.pooling import l2_normalize
+
+    layer = l2_normalize()
+    layer.ops = NumpyOps()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3, 5)).astype("float64") * [[1.0], [10.0], [0.1]]
+    Y, backprop = layer(X, is_train=True)
+    assert np.allclose(np.linalg.norm(Y, axis=1), 1.0)
+    assert np.allclose(Y * np.linalg.norm(X, axis=1, keepdims=True), X)
+    dY = rng.normal(size=Y.shape)
+    dX = backprop(dY)
+    numeric = np.zeros_like(X)
+    for i, j in np.ndindex(*X.shape):
+        step = np.zeros_like(X)
+        step[i, j] = 1e-6
+        plus, _ = layer(X + step, is_train=False)
+        minus, _ = layer(X - step, is_train=False)
+        numeric[i, j] = ((plus - minus) * dY).sum() / 2e-6
+    assert np.allclose(dX, numeric, atol=1e-6)
+
+
+def test_normalize_gives_unit_pooled_vectors_and_learns(tiny_bert):
+    """normalize = true: the pooled features the heads see have unit length (as SetFit's
+    head sees them) and the head still learns; the default leaves them unscaled."""
+    from spacy_senti.active.select import pooled_embeddings
+
+    heads, rows = CASES["exclusive"]
+    texts = [text for text, _ in rows]
+    plain = build(tiny_bert, heads)
+    plain.initialize(lambda: make_examples(plain, rows))
+    norms = np.linalg.norm(pooled_embeddings(plain.get_pipe("senti_textcat"),
+                                             list(plain.pipe(texts))), axis=1)
+    assert not np.allclose(norms, 1.0)
+    nlp = build(tiny_bert, heads, **{"components.senti_textcat.model.normalize": True})
+    losses = train(nlp, make_examples(nlp, rows), n_iter=60, lr=LR)
+    assert losses[-1] < losses[0] / 3
+    pooled = pooled_embeddings(nlp.get_pipe("senti_textcat"), list(nlp.pipe(texts)))
+    assert np.allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-5)
+
+
 def test_token_level_listener_and_focal_and_weights(tiny_bert):
     """spacy-transformers' own listener works too, with focal loss and balanced weights."""
     heads = {"sentiment": {"kind": "exclusive", "loss": "focal", "focal_gamma": 2.0,

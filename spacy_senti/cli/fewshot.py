@@ -29,10 +29,10 @@ def fewshot_command(
     head: str | None = typer.Option(None, "--head", help="Head whose labels build the pairs "
                                     "(default: the first single-label head in TRAIN)."),
     seed: int = typer.Option(0, "--seed"),
-    head_fit: str = typer.Option("trained", "--head-fit", help="'trained': the head spacy "
-                                 "train learnt; 'logistic': refit the single-label head with "
-                                 "logistic regression on the pooled vectors after stage 2 "
-                                 "(SetFit's head)."),
+    head_fit: str = typer.Option("logistic", "--head-fit", help="'logistic': refit a "
+                                 "single-label head with logistic regression on the pooled "
+                                 "vectors after stage 2 (SetFit's head; other heads keep the "
+                                 "trained one); 'trained': the head spacy train learnt."),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU for stage 2 (-1: CPU)."),
 ) -> None:
     """Few labels: tune the backbone on pairs of TRAIN's docs (same label close, different

@@ -134,7 +134,8 @@ class ExplainModel:
         self.tokenizer = transformer.model.tokenizer
         self.pooling: str = textcat.model.attrs.get("pooling", "mean")
         self.device = next(self.encoder.parameters()).device
-        self.graph = SentiGraph(self.encoder, self.pooling, head_params(textcat))
+        self.graph = SentiGraph(self.encoder, self.pooling, head_params(textcat),
+                                normalize=textcat.model.attrs.get("normalize", False))
         self.graph.to(self.device)
         self.pad_id = _pad_id(self.tokenizer)
 

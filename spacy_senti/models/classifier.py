@@ -27,6 +27,7 @@ def build_multi_head_classifier(
     hidden_width: int = 0,
     dropout: float = 0.1,
     nO: int | None = None,
+    normalize: bool = False,
 ) -> Model[list[Doc], Floats2d]:
     """Shared encoder + pooling + one linear layer holding every head's logits.
 
@@ -36,8 +37,10 @@ def build_multi_head_classifier(
     hidden_width: width of an optional ReLU layer before the heads (0 = none).
     dropout: dropout rate before the output layer.
     nO: total number of outputs; set by the component from its heads at initialize.
+    normalize: scale each pooled vector to unit length (sentence-transformers' ``Normalize``:
+        the features SetFit's head sees; configs/fewshot.cfg sets it).
     """
-    pool = build_pooling(pooling)
+    pool = build_pooling(pooling, normalize)
     layers: list[Model] = [tok2vec, list2ragged(), pool]
     if hidden_width:
         layers.append(Relu(nO=hidden_width, dropout=dropout))
@@ -50,4 +53,5 @@ def build_multi_head_classifier(
     model.set_ref(POOLING_LAYER, pool)
     model.set_ref(OUTPUT_LAYER, output_layer)
     model.attrs["pooling"] = pooling
+    model.attrs["normalize"] = normalize
     return model

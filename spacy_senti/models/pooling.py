@@ -9,7 +9,9 @@ Two kinds of input reach the heads:
   all-MiniLM-L6-v2 were trained to pool, and it makes ``cls`` the real ``[CLS]`` vector.
 
 Pooling then reduces the rows of each doc: ``mean``, ``cls`` (first row) or ``attention``
-(a learned query vector, Thinc's ParametricAttention followed by a sum).
+(a learned query vector, Thinc's ParametricAttention followed by a sum), optionally followed
+by L2 normalisation (:func:`l2_normalize`), as sentence-transformers' ``Normalize`` module ends
+all-MiniLM-L6-v2: the vector SetFit's logistic-regression head sees.
 """
 
 from __future__ import annotations
@@ -28,8 +30,14 @@ from ..errors import ConfigError
 POOLINGS = ("mean", "cls", "attention")
 
 
-def build_pooling(pooling: str) -> Model[Ragged, Floats2d]:
-    """A Thinc layer reducing each doc's rows (a Ragged) to one vector."""
+def build_pooling(pooling: str, normalize: bool = False) -> Model[Ragged, Floats2d]:
+    """A Thinc layer reducing each doc's rows (a Ragged) to one vector (of unit length with
+    ``normalize``)."""
+    pool = _reduce(pooling)
+    return chain(pool, l2_normalize()) if normalize else pool
+
+
+def _reduce(pooling: str) -> Model[Ragged, Floats2d]:
     if pooling == "mean":
         return reduce_mean()
     if pooling == "cls":
@@ -40,6 +48,23 @@ def build_pooling(pooling: str) -> Model[Ragged, Floats2d]:
         f"Unknown pooling {pooling!r}: choose one of {', '.join(POOLINGS)} "
         "(spacy_senti.MultiHeadClassifier.v1 pooling = ...)."
     )
+
+
+def l2_normalize(eps: float = 1e-12) -> Model[Floats2d, Floats2d]:
+    """Each row divided by its L2 norm (at least ``eps``), as ``torch.nn.functional.normalize``."""
+    return Model("l2_normalize", _l2_normalize_forward, attrs={"eps": eps})
+
+
+def _l2_normalize_forward(model: Model, X: Floats2d, is_train: bool) -> tuple[Floats2d, Callable]:
+    xp = model.ops.xp
+    norms = xp.maximum(xp.sqrt((X * X).sum(axis=1, keepdims=True)), model.attrs["eps"])
+    Y = X / norms
+
+    def backprop(dY: Floats2d) -> Floats2d:
+        # d(x/|x|) = (dY - Y (Y . dY)) / |x|
+        return (dY - Y * (Y * dY).sum(axis=1, keepdims=True)) / norms
+
+    return Y, backprop
 
 
 @registry.architectures("spacy_senti.WordpieceListener.v1")

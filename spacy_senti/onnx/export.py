@@ -117,10 +117,11 @@ class SentiGraph(nn.Module):
 
     def __init__(self, encoder: nn.Module, pooling: str | None,
                  params: dict[str, np.ndarray] | None, eager_attention: bool = False,
-                 hidden_states: bool = False):
+                 hidden_states: bool = False, normalize: bool = False):
         super().__init__()
         self.encoder = encoder
         self.pooling = pooling
+        self.normalize = normalize  # unit-length features (MultiHeadClassifier normalize)
         # output_attentions=True makes HF encoders take the eager (matmul + softmax) attention
         # path instead of SDPA: the pattern the fuser knows; the attentions are pruned.
         self.eager_attention = eager_attention
@@ -163,7 +164,8 @@ class SentiGraph(nn.Module):
             logw = torch.logsumexp(scores, dim=1)
             weights = torch.softmax(scores, dim=1)
             pooled = (hidden * weights.unsqueeze(-1)).sum(dim=1)
-        features = pooled
+        # ``pooled`` stays the raw pool: the runner re-pools a long doc's windows from it
+        features = nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
         if self.hidden is not None:
             features = torch.relu(self.hidden(features))
         if self.hidden_states:
@@ -365,6 +367,7 @@ def manifest(nlp: Language, textcat: SentiTextCategorizer | None, spans: dict[st
         if textcat is not None else [],
         "n_outputs": textcat.n_outputs if textcat is not None else 0,
         "pooling": textcat.model.attrs.get("pooling", "mean") if textcat is not None else None,
+        "normalize": bool(textcat is not None and textcat.model.attrs.get("normalize", False)),
         **spans,
         "model_max_length": int(min(getattr(tokenizer, "model_max_length", 512), 100_000)),
         "input_names": input_names,
@@ -432,7 +435,8 @@ def export_onnx(
     info = manifest(nlp, textcat, spans, tokenizer, input_names, opset, aspect_info)
     with tempfile.TemporaryDirectory(prefix="senti_onnx_") as tmp:
         export = GraphExport(encoder, pooling, params, tokenizer, input_names, opset, Path(tmp),
-                             hidden_states=aspects is not None)
+                             hidden_states=aspects is not None,
+                             normalize=info["normalize"])
         fp32, int8_src, info["optimization"], gelu = export.graphs(optimize, quantize == "int8")
         shutil.copyfile(fp32, out / MODEL_FP32)
         if quantize == "int8":
@@ -536,8 +540,10 @@ class GraphExport:
 
     def __init__(self, encoder: nn.Module, pooling: str | None,
                  params: dict[str, np.ndarray] | None, tokenizer, input_names: list[str],
-                 opset: int, folder: Path, hidden_states: bool = False) -> None:
+                 opset: int, folder: Path, hidden_states: bool = False,
+                 normalize: bool = False) -> None:
         self.encoder, self.pooling, self.params = encoder, pooling, params
+        self.normalize = normalize
         self.tokenizer, self.input_names, self.opset = tokenizer, input_names, opset
         self.folder = folder
         self.hidden_states = hidden_states
@@ -547,7 +553,7 @@ class GraphExport:
         path = self.folder / name
         torch_export(self.encoder, self.pooling, self.params, self.tokenizer, self.input_names,
                      path, self.opset, eager_attention=eager_attention,
-                     hidden_states=self.hidden_states)
+                     hidden_states=self.hidden_states, normalize=self.normalize)
         return path
 
     def graphs(self, optimize: bool, int8: bool) -> tuple[Path, Path, dict, dict]:
@@ -588,13 +594,14 @@ class GraphExport:
 
 def torch_export(encoder: nn.Module, pooling: str | None, params: dict[str, np.ndarray] | None,
                  tokenizer, input_names: list[str], path: Path, opset: int,
-                 eager_attention: bool = False, hidden_states: bool = False) -> None:
+                 eager_attention: bool = False, hidden_states: bool = False,
+                 normalize: bool = False) -> None:
     """``torch.onnx.export`` of encoder + pooling + heads (+ the wordpiece states), batch and
     sequence axes dynamic."""
     was_training = encoder.training
     encoder.eval()
     graph = SentiGraph(encoder, pooling, params, eager_attention=eager_attention,
-                       hidden_states=hidden_states).eval()
+                       hidden_states=hidden_states, normalize=normalize).eval()
     sample = tokenizer(["a short example", "and a second one, a bit longer"],
                        padding=True, return_tensors="pt")
     args = tuple(sample[name] for name in input_names)

@@ -271,6 +271,8 @@ class SentiOnnx:
         else:
             w = np.exp(logw - logw.max())
             vector = (w[:, None] * pooled).sum(axis=0) / w.sum()
+        if self.info.get("normalize", False):
+            vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
         hw = self.head_weights
         if "hidden_W" in hw:
             vector = np.maximum(hw["hidden_W"] @ vector + hw["hidden_b"], 0.0)
