@@ -21,7 +21,8 @@ EXPECTED = {
     },
     "spacy_scorers": {"spacy_senti.scorer.v1", "spacy_senti.lexicon_scorer.v1",
                       "spacy_senti.aspects_scorer.v1"},
-    "spacy_callbacks": {"spacy_senti.initialize_frozen.v1"},
+    "spacy_callbacks": {"spacy_senti.initialize_frozen.v1", "spacy_senti.torch_averages.v1"},
+    "thinc_optimizers": {"spacy_senti.AdamLLRD.v1"},
 }
 
 
