@@ -27,6 +27,7 @@ ORDER = [
     "lexicon",
     "lowdata",
     "fewshot",
+    "checklist",
     "onnx",
     "serve",
     "explain",
@@ -42,6 +43,7 @@ SCRIPTS = {
     "lexicon": ["bench_lexicon.py"],
     "lowdata": ["bench_lowdata.py"],
     "fewshot": ["bench_fewshot.py"],  # the full grid takes hours: see its --help for a subset
+    "checklist": ["bench_checklist.py"],
     "onnx": ["bench_onnx.py"],
     "serve": ["bench_serve.py"],
     "explain": ["bench_explain.py"],
@@ -57,6 +59,7 @@ TITLES = {
     "lexicon": "Lexicon scorer: parity with vaderSentiment and throughput",
     "lowdata": "Low-data curve: model-only vs lexicon-only vs hybrid",
     "fewshot": "Few labels: plain fine-tuning vs hybrid vs setfit vs spacy-senti fewshot",
+    "checklist": "CheckList-style capabilities: lexicon-only vs model-only vs hybrid (auto)",
     "onnx": "ONNX Runtime: parity, int8 accuracy, throughput",
     "serve": "HTTP service under load (and under hostile load)",
     "explain": "Explanations: faithfulness and cost",

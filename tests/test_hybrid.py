@@ -20,10 +20,21 @@ from spacy_senti.components.hybrid import (
     lexicon_label,
     lexicon_probs,
 )
-from spacy_senti.errors import ConfigError
-from spacy_senti.training.hybrid import fit_hybrid, fit_stacker, tune_cutoffs
+from spacy_senti.errors import ConfigError, InputError
+from spacy_senti.training.hybrid import (
+    C_GRID,
+    HybridData,
+    Selection,
+    fit_hybrid,
+    fit_on_data,
+    fit_stacker,
+    hybrid_predictions,
+    select_mode,
+    tune_cutoffs,
+)
 
 LABELS = ("negative", "positive")
+THREE = ("negative", "neutral", "positive")
 DEV_ROWS = [
     ("i loved the food", "positive"),
     ("awful boring film", "negative"),
@@ -153,6 +164,17 @@ def test_blend_mode_math():
     assert doc.cats["sentiment/positive"] == pytest.approx(expected_pos)
 
 
+def test_model_mode_passes_the_model_through():
+    nlp = lexicon_nlp(mode="model")
+    doc = nlp.make_doc("a good film")
+    doc.cats = {"sentiment/negative": 0.6, "sentiment/positive": 0.4}
+    doc = nlp.get_pipe("senti_hybrid")(nlp.get_pipe("senti_lexicon")(doc))
+    assert doc._.lexicon_score > 0.3  # the lexicon disagrees: ignored
+    assert doc._.sentiment_scores == {"negative": 0.6, "positive": 0.4}
+    assert doc._.sentiment == "negative"
+    assert doc._.sentiment_sources["hybrid"] == doc._.sentiment_sources["model"]
+
+
 def test_unfitted_stacker_falls_back_to_blend_with_a_warning():
     nlp = lexicon_nlp(mode="stacker", blend_weight=1.0)
     doc = nlp.make_doc("awful")
@@ -178,20 +200,110 @@ def test_bad_config_values():
 
 
 # --- fitting ----------------------------------------------------------------------------------
-def test_stacker_matches_sklearn():
-    from sklearn.linear_model import LogisticRegression
+def synthetic(n: int, lexicon_signal: bool, seed: int = 0) -> HybridData:
+    """3-class dev data: an ~75%-accurate "model"; lexicon features that are pure noise or
+    whose pos/neg features carry the gold label (compound stays noise, so only a stacker,
+    not the compound-based blend, can use the signal)."""
+    rng = np.random.RandomState(seed)
+    y = rng.randint(0, 3, size=n)
+    logits = rng.normal(size=(n, 3))
+    logits[np.arange(n), y] += 1.5
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    lexicon = []
+    for label in y:
+        feats = {name: float(rng.normal()) for name in LEXICON_FEATURES}
+        feats["compound"] = float(np.tanh(rng.normal()))
+        if lexicon_signal:
+            feats["pos"] = float(3.0 * (label == 2) + rng.normal())
+            feats["neg"] = float(3.0 * (label == 0) + rng.normal())
+        lexicon.append(feats)
+    return HybridData(list(THREE), [THREE[i] for i in y],
+                      [dict(zip(THREE, row.tolist())) for row in probs], lexicon)
 
-    rng = np.random.RandomState(0)
-    X = rng.normal(size=(60, 3 + len(LEXICON_FEATURES)))
-    y = np.array(["negative", "neutral", "positive"])[(X[:, 0] + X[:, 3] > 0).astype(int)
-                                                     + (X[:, 1] > 0.8).astype(int)]
-    stacker = fit_stacker(X, y, ["negative", "neutral", "positive"])
-    Z = (X - X.mean(axis=0)) / X.std(axis=0)
-    ref = LogisticRegression(C=stacker.C, max_iter=2000).fit(Z, y)
-    assert stacker.classes == list(ref.classes_)
-    np.testing.assert_allclose(stacker.predict_proba(X), ref.predict_proba(Z), atol=3e-3)
+
+def test_stacker_is_the_optimum_of_the_penalty_toward_the_model():
+    data = synthetic(200, lexicon_signal=True)
+    X = data.matrix()
+    stacker = fit_stacker(X, data.gold, THREE, C=0.5)
+    assert stacker.offset == [0, 1, 2] and stacker.classes == list(THREE)
+    # first-order conditions of  sum log-loss + ||(W, b)||^2 / (2C)  with the model's
+    # log-probabilities as a fixed offset: (P - Y)^T Z + W / C = 0, sum(P - Y) + b / C = 0
+    Z = (X - np.asarray(stacker.mean)) / np.asarray(stacker.scale)
+    Y = np.eye(3)[[THREE.index(g) for g in data.gold]]
+    P = stacker.predict_proba(X)
+    W, b = np.asarray(stacker.coef), np.asarray(stacker.intercept)
+    np.testing.assert_allclose((P - Y).T @ Z + W / stacker.C, 0, atol=1e-4)
+    np.testing.assert_allclose((P - Y).sum(axis=0) + b / stacker.C, 0, atol=1e-4)
+    logits = X[:, :3] + Z @ W.T + b
+    np.testing.assert_allclose(P, np.exp(logits) / np.exp(logits).sum(1, keepdims=True))
     again = Stacker.from_dict(srsly.json_loads(srsly.json_dumps(stacker.to_dict())))
-    np.testing.assert_allclose(again.predict_proba(X), stacker.predict_proba(X))
+    np.testing.assert_allclose(again.predict_proba(X), P)
+
+
+def test_strongly_regularised_stacker_is_the_model():
+    data = synthetic(200, lexicon_signal=True)
+    X = data.matrix()
+    model = np.asarray([[m[lab] for lab in THREE] for m in data.model])
+    strong = fit_stacker(X, data.gold, THREE, C=1e-9)
+    np.testing.assert_allclose(strong.predict_proba(X), model, atol=1e-6)
+    assert (strong.predict_proba(X).argmax(1) == model.argmax(1)).all()
+    free = fit_stacker(X, data.gold, THREE, C=10.0)  # the signal is used when allowed
+    gold = np.asarray([THREE.index(g) for g in data.gold])
+    assert (free.predict_proba(X).argmax(1) == gold).mean() > \
+        (model.argmax(1) == gold).mean() + 0.1
+    assert fit_stacker(X, data.gold, THREE).C in C_GRID  # chosen by CV log-loss
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_auto_picks_model_when_the_lexicon_is_noise(seed):
+    data = synthetic(300, lexicon_signal=False, seed=seed)
+    result = fit_on_data(data, "auto", seed=seed)
+    assert result.mode == "model" and result.stacker is None
+    sel = result.selection
+    assert sel["chosen"] == "model" and sel["requested"] == "auto" and sel["folds"] == 5
+    assert set(sel["candidates"]) == {"model", "blend", "stacker"}
+    assert all(len(c["folds"]) == 5 for c in sel["candidates"].values())
+    assert hybrid_predictions(data, result) == [max(m, key=m.get) for m in data.model]
+    assert result.scores["hybrid"] == result.scores["model"]
+
+
+def test_auto_picks_the_stacker_when_the_lexicon_carries_signal():
+    data = synthetic(300, lexicon_signal=True)
+    result = fit_on_data(data, "auto")
+    sel = result.selection
+    assert result.mode == sel["chosen"] == "stacker" and result.stacker is not None
+    means = {mode: c["mean"] for mode, c in sel["candidates"].items()}
+    assert means["stacker"] > means["model"] + 0.1
+    assert means["stacker"] > means["blend"]
+    # the same folds for every candidate: model-only's fold scores are its own macro-F1s
+    again = select_mode(data)
+    assert again.fold_scores["model"] == sel["candidates"]["model"]["folds"]
+
+
+def test_auto_breaks_ties_toward_the_simpler_mode():
+    sel = Selection("model", 5, 0, 1.0, {"model": [0.70, 0.72, 0.71, 0.69, 0.70],
+                                          "stacker": [0.71, 0.71, 0.72, 0.70, 0.70]})
+    assert sel.best == "stacker" and sel.paired_se("stacker", "model") > 0
+    tied = Selection("model", 3, 0, 0.0, {"model": [0.5, 0.6, 0.7], "blend": [0.5, 0.6, 0.7],
+                                          "stacker": [0.5, 0.6, 0.7]})
+    assert tied.best == "model"
+
+
+def test_bad_dev_data_for_fitting():
+    data = synthetic(40, lexicon_signal=False)
+    one_class = HybridData(list(THREE), ["positive"] * 40, data.model, data.lexicon)
+    for mode in ("auto", "stacker", "blend", "model"):
+        with pytest.raises(InputError, match="single label"):
+            fit_on_data(one_class, mode)
+    few = data.subset([i for i, g in enumerate(data.gold) if g != "neutral"][:20]
+                      + [i for i, g in enumerate(data.gold) if g == "neutral"][:3])
+    with pytest.raises(InputError, match="needs at least 5 docs of every label.*neutral"):
+        fit_on_data(few, "auto")
+    assert fit_on_data(few, "auto", folds=3).selection["folds"] == 3
+    with pytest.raises(InputError, match="at least 2 folds"):
+        fit_on_data(data, "auto", folds=1)
+    with pytest.raises(ConfigError, match="Unknown mode"):
+        fit_on_data(data, "vote")
 
 
 def test_tune_cutoffs_finds_a_wider_neutral_band():
@@ -246,6 +358,31 @@ def test_stacker_round_trip(fitted, tmp_path):
     assert (fresh.neg_cutoff, fresh.pos_cutoff) == (hybrid.neg_cutoff, hybrid.pos_cutoff)
 
 
+def test_auto_choice_is_saved_and_loaded(trained, dev_docs, tmp_path):
+    nlp = spacy.load(trained[1])  # a fresh copy: the module's fitted pipeline stays as it is
+    result = fit_hybrid(nlp, dev_docs, folds=2)
+    hybrid = nlp.get_pipe("senti_hybrid")
+    assert result.selection["chosen"] == result.mode == hybrid.mode
+    assert hybrid.selection == result.selection and hybrid.selection["folds"] == 2
+    texts = [t for t, _ in DEV_ROWS]
+    before = [d._.sentiment_scores for d in nlp.pipe(texts)]
+    nlp.to_disk(tmp_path / "model")
+    cfg = spacy.util.load_config(tmp_path / "model" / "config.cfg")
+    assert cfg["components"]["senti_hybrid"]["mode"] == result.mode
+    as_json = srsly.json_loads(srsly.json_dumps(result.selection))  # floats: 10 digits
+    state = srsly.read_json(tmp_path / "model" / "senti_hybrid" / "hybrid.json")
+    assert state["selection"] == as_json
+    loaded = spacy.load(tmp_path / "model")
+    again = loaded.get_pipe("senti_hybrid")
+    assert again.mode == result.mode and again.selection == as_json
+    after = [d._.sentiment_scores for d in loaded.pipe(texts)]
+    for a, b in zip(before, after):
+        assert a == pytest.approx(b, abs=1e-6)
+    if result.mode == "model":
+        doc = loaded(texts[0])
+        assert doc._.sentiment_scores == doc._.sentiment_sources["model"]
+
+
 def test_fit_errors(tiny_pipeline, dev_docs):
     with pytest.raises(ConfigError, match="No senti_textcat head 'polarity'"):
         fit_hybrid(tiny_pipeline, dev_docs, head="polarity")
@@ -270,10 +407,23 @@ def test_fit_hybrid_cli(tiny_pipeline, saved_model, tmp_path):
     dev = write_dev(tmp_path / "dev.spacy", tiny_pipeline, DEV_ROWS)
     out = tmp_path / "hybrid"
     result = CliRunner().invoke(app, ["fit-hybrid", str(model), str(dev), "--output", str(out),
-                                      "--no-progress"])
+                                      "--no-progress", "--folds", "2"])  # default: --mode auto
     assert result.exit_code == 0, result.output
-    for word in ("model-only", "lexicon-only", "hybrid (stacker"):
+    state = srsly.read_json(out / "senti_hybrid" / "hybrid.json")
+    chosen = state["selection"]["chosen"]
+    assert chosen in ("model", "blend", "stacker")
+    for word in ("--mode auto: 2-fold CV on DEV", "model", "blend", "stacker",
+                 f"chosen: {chosen}", "model-only", "lexicon-only", f"hybrid ({chosen}"):
         assert word in result.output
+    assert spacy.load(out).get_pipe("senti_hybrid").mode == chosen
+
+    out = tmp_path / "stacker"
+    result = CliRunner().invoke(app, ["fit-hybrid", str(model), str(dev), "--output", str(out),
+                                      "--no-progress", "--mode", "stacker"])
+    assert result.exit_code == 0, result.output
+    for word in ("model-only", "lexicon-only", "hybrid (stacker", "regularised toward"):
+        assert word in result.output
+    assert "--mode auto" not in result.output
     loaded = spacy.load(out)
     assert loaded.pipe_names == ["transformer", "senti_textcat", "senti_lexicon", "senti_hybrid"]
     assert loaded.get_pipe("senti_hybrid").stacker is not None
@@ -302,3 +452,18 @@ def test_fit_hybrid_cli_errors(tiny_pipeline, saved_model, tmp_path):
     assert result.exit_code == 1
     assert "no gold 'sentiment/<label>'" in result.output
     assert not (tmp_path / "o2").exists()
+    one_class = write_dev(tmp_path / "one.spacy", tiny_pipeline,
+                          [(t, "positive") for t, _ in DEV_ROWS])
+    result = runner.invoke(app, ["fit-hybrid", str(model), str(one_class), "-o",
+                                 str(tmp_path / "o3"), "--no-progress"])
+    assert result.exit_code == 1
+    assert "single label ['positive']" in result.output
+    result = runner.invoke(app, ["fit-hybrid", str(model), str(dev), "-o",
+                                 str(tmp_path / "o4"), "--folds", "1"])
+    assert result.exit_code == 1 and "--folds must be at least 2" in result.output
+    few = write_dev(tmp_path / "few.spacy", tiny_pipeline, DEV_ROWS[:6])  # 3 docs per label
+    result = runner.invoke(app, ["fit-hybrid", str(model), str(few), "-o",
+                                 str(tmp_path / "o5"), "--no-progress"])
+    assert result.exit_code == 1
+    assert "5-fold cross-validation" in result.output and "fewer --folds" in result.output
+    assert not any((tmp_path / d).exists() for d in ("o3", "o4", "o5"))

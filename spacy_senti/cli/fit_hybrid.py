@@ -1,4 +1,4 @@
-"""``spacy-senti fit-hybrid``: fit senti_hybrid (stacker, blend or lexicon) on dev data."""
+"""``spacy-senti fit-hybrid``: fit senti_hybrid (auto, model, stacker, blend or lexicon) on dev."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rich.console import Console
 from ..errors import InputError
 from ._util import app, fmt, table
 
-MODES = ("stacker", "blend", "lexicon")
+MODES = ("auto", "model", "stacker", "blend", "lexicon")
 
 
 @app.command("fit-hybrid")
@@ -21,19 +21,30 @@ def fit_hybrid_command(
                                "'<head>/<label>' doc.cats."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to save the pipeline with a "
                                 "fitted senti_hybrid."),
-    mode: str = typer.Option("stacker", "--mode", help="stacker | blend | lexicon."),
+    mode: str = typer.Option("auto", "--mode", help="auto (model, blend or stacker, whichever "
+                             "scores best in K-fold CV on DEV) | model | stacker | blend | "
+                             "lexicon."),
     head: str = typer.Option("sentiment", "--head", help="Exclusive senti_textcat head."),
     blend_weight: float | None = typer.Option(None, "--blend-weight", help="--mode blend: "
                                               "model weight (default: tuned on DEV)."),
+    folds: int = typer.Option(5, "--folds", help="Folds of the cross-validation on DEV (--mode "
+                              "auto; also the stacker's choice of C)."),
+    tie_se: float = typer.Option(1.0, "--tie-se", help="--mode auto: keep the simpler mode "
+                                 "unless the better one wins by more than this many standard "
+                                 "errors of the paired fold differences (0: plain best)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the fold split."),
     domain: str | None = typer.Option(None, "--domain", help="Domain lexicon (e.g. finance) "
                                       "for a senti_lexicon added by this command."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="tqdm progress bar."),
 ) -> None:
     """Fit senti_hybrid on DEV and save the pipeline to --output.
 
-    Adds senti_lexicon and senti_hybrid when missing, tunes the lexicon cut-offs on DEV and
-    fits the stacker (or the blend weight), then prints DEV accuracy/macro-F1 of model-only,
-    lexicon-only and hybrid (the hybrid's DEV score is in-sample: check it on held-out data).
+    Adds senti_lexicon and senti_hybrid when missing and tunes the lexicon cut-offs on DEV.
+    --mode auto (default) cross-validates model-only, blend and stacker on DEV (same folds,
+    macro-F1) and installs the simplest one within one standard error of the best, so the
+    hybrid falls back to the model when the lexicon does not help. Prints every candidate's CV
+    score, then DEV accuracy/macro-F1 of model-only, lexicon-only and the installed hybrid (the
+    last in-sample).
 
     Example: spacy-senti fit-hybrid training/model-best corpus/dev.spacy -o training/hybrid
     """
@@ -44,6 +55,10 @@ def fit_hybrid_command(
 
     if mode not in MODES:
         raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}.")
+    if folds < 2:
+        raise InputError(f"--folds must be at least 2, not {folds}.")
+    if tie_se < 0:
+        raise InputError(f"--tie-se must be >= 0, not {tie_se}.")
     check_exists(dev, "DEV")
     docs = read_docs(dev, spacy.blank("xx"), "DEV")  # only text and cats are used
     gold_labels(docs, head)  # fail before the slow model load
@@ -55,7 +70,8 @@ def fit_hybrid_command(
         def bar(items, total=None):
             return tqdm(items, total=total, desc="scoring DEV", leave=False)
     result = fit_hybrid(nlp, docs, mode=mode, head=head, blend_weight=blend_weight,
-                        lexicon_config={"domain": domain} if domain else None, progress=bar)
+                        lexicon_config={"domain": domain} if domain else None, progress=bar,
+                        folds=folds, tie_se=tie_se, seed=seed)
     output.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(output)
     _print(result, output)
@@ -63,6 +79,16 @@ def fit_hybrid_command(
 
 def _print(result, output: Path) -> None:
     console = Console()
+    selection = result.selection
+    if selection is not None:
+        rows = []
+        for name, cand in selection["candidates"].items():
+            folds = " ".join(fmt(v) for v in cand["folds"])
+            rows.append((name + (" (chosen)" if name == selection["chosen"] else ""),
+                         fmt(cand["mean"]), fmt(cand["se_vs_best"]), folds))
+        console.print(table(f"--mode auto: {selection['folds']}-fold CV on DEV, macro-F1",
+                            ("candidate", "mean", "SE vs best", "per fold"), rows))
+        console.print(f"chosen: {selection['chosen']} ({selection['rule']})")
     notes = {"hybrid": f"hybrid ({result.mode}, in-sample)"}
     rows = [(notes.get(source, f"{source}-only"), fmt(scores["acc"]), fmt(scores["macro_f1"]))
             for source, scores in result.scores.items()]
@@ -72,9 +98,9 @@ def _print(result, output: Path) -> None:
         console.print(f"lexicon cut-offs: neg <= {result.cutoffs[0]:+.2f}, "
                       f"pos >= {result.cutoffs[1]:+.2f}")
     if result.stacker is not None:
-        console.print(f"stacker: logistic regression, C={result.stacker.C:g}, "
+        console.print(f"stacker: logistic regression regularised toward the model, "
+                      f"C={result.stacker.C:g} (by CV log-loss), "
                       f"{len(result.stacker.feature_names)} features")
     if result.blend_weight is not None and result.mode == "blend":
         console.print(f"blend weight (model): {result.blend_weight:.2f}")
     console.print(f"Saved to {output}")
-

@@ -2,8 +2,13 @@
 
 Placed after ``senti_textcat`` (optional in ``lexicon`` mode) and ``senti_lexicon``. Modes:
 
+* ``model``: the model's probabilities passed through unchanged (what ``spacy-senti
+  fit-hybrid --mode auto`` installs when cross-validation on dev finds no gain).
 * ``stacker``: a multinomial logistic regression on ``[log model probs, lexicon features]``,
   fitted on dev data (``spacy-senti fit-hybrid``) and stored as JSON-able numbers (no pickle).
+  ``fit-hybrid`` now fits it with the model's log-probabilities as a fixed offset (saved as
+  ``offset``) and penalises only the deviation from them, so a strongly regularised stacker is
+  the model itself; stackers saved without an offset keep predicting as before.
   Falls back to ``blend`` with a warning while no stacker is fitted.
 * ``blend``: ``blend_weight * model + (1 - blend_weight) * lexicon`` probabilities.
 * ``lexicon``: zero-shot; the compound mapped to labels with the cut-offs ``neg_cutoff`` /
@@ -37,7 +42,7 @@ from ..heads import SEP, HeadSpec
 from ..lexicon.vader import emoji_lexicon
 from ..lexicon.wordlists import NEGATIONS
 
-MODES = ("stacker", "blend", "lexicon")
+MODES = ("model", "stacker", "blend", "lexicon")
 DEFAULT_LABELS = ["negative", "neutral", "positive"]
 LEXICON_FEATURES = ("compound", "pos", "neg", "neu", "negations", "emoji_valence")
 STATE_FILE = "hybrid.json"
@@ -70,8 +75,10 @@ def make_senti_hybrid(
 ) -> SentiHybrid:
     """Create the hybrid (model + lexicon) sentiment component.
 
-    mode: ``stacker`` (fitted logistic regression; ``blend`` until fitted), ``blend`` (fixed
-        weight) or ``lexicon`` (zero-shot from the lexicon compound; needs no senti_textcat).
+    mode: ``model`` (the model's probabilities unchanged), ``stacker`` (fitted logistic
+        regression; ``blend`` until fitted), ``blend`` (fixed weight) or ``lexicon``
+        (zero-shot from the lexicon compound; needs no senti_textcat). ``spacy-senti
+        fit-hybrid --mode auto`` picks one of model / blend / stacker by cross-validation.
     head: the exclusive ``senti_textcat`` head to combine with, and the name of the outputs
         (``doc._.<head>``, ``doc._.<head>_scores``, ``doc.cats["<head>/<label>"]``).
     labels: the labels when no model head is upstream (lexicon mode); must include
@@ -84,8 +91,9 @@ def make_senti_hybrid(
         ``sharpness * distance past the cut-off``); only the blend and the reported
         lexicon scores depend on it, not the lexicon label.
 
-    Values fitted by ``spacy-senti fit-hybrid`` (stacker, cut-offs, blend weight) are saved
-    with the component and override the config when the pipeline is loaded.
+    Values fitted by ``spacy-senti fit-hybrid`` (stacker, cut-offs, blend weight, and the
+    cross-validated choice of mode with every candidate's score) are saved with the component
+    and override the config when the pipeline is loaded.
     """
     return SentiHybrid(
         nlp.vocab,
@@ -202,7 +210,9 @@ def _require_polar(labels: Sequence[str]) -> dict[str, str]:
 class Stacker:
     """A fitted multinomial logistic regression, kept as plain numbers.
 
-    ``z = coef @ ((x - mean) / scale) + intercept``; softmax over ``classes`` (one row of
+    ``z = coef @ ((x - mean) / scale) + intercept`` (+ ``x[offset[k]]`` for class ``k`` when
+    ``offset`` is set: the raw feature holding the model's log-probability of that class, so
+    ``coef = 0, intercept = 0`` gives back the model); softmax over ``classes`` (one row of
     ``coef``: binary, ``sigmoid(z)`` is the probability of ``classes[1]``).
     """
 
@@ -213,12 +223,15 @@ class Stacker:
     coef: list[list[float]]
     intercept: list[float]
     C: float = 1.0
+    offset: list[int] | None = None
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (n, n_classes), columns in ``classes`` order."""
         X = np.atleast_2d(np.asarray(X, dtype="float64"))
         Z = (X - np.asarray(self.mean)) / np.asarray(self.scale)
         logits = Z @ np.asarray(self.coef).T + np.asarray(self.intercept)
+        if self.offset is not None:
+            logits = logits + X[:, self.offset]
         if logits.shape[1] == 1:
             p1 = 1.0 / (1.0 + np.exp(-logits[:, 0]))
             return np.stack([1.0 - p1, p1], axis=1)
@@ -235,18 +248,24 @@ class Stacker:
             "coef": [[float(v) for v in row] for row in self.coef],
             "intercept": [float(v) for v in self.intercept],
             "C": float(self.C),
+            "offset": None if self.offset is None else [int(i) for i in self.offset],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Stacker:
         stacker = cls(**{k: data[k] for k in
                          ("classes", "feature_names", "mean", "scale", "coef", "intercept")},
-                      C=float(data.get("C", 1.0)))
+                      C=float(data.get("C", 1.0)), offset=data.get("offset"))
         n_feat = len(stacker.feature_names)
         rows = len(stacker.coef)
         if any(len(r) != n_feat for r in stacker.coef) or len(stacker.mean) != n_feat \
                 or rows not in (1, len(stacker.classes)):
             raise ConfigError("Corrupt senti_hybrid stacker: inconsistent shapes.")
+        if stacker.offset is not None and (
+            len(stacker.offset) != len(stacker.classes) or rows != len(stacker.classes)
+            or any(not 0 <= int(i) < n_feat for i in stacker.offset)
+        ):
+            raise ConfigError("Corrupt senti_hybrid stacker: inconsistent offset.")
         return stacker
 
 
@@ -287,6 +306,7 @@ class SentiHybrid(Pipe):
         self.pos_cutoff = float(pos_cutoff)
         self.sharpness = float(sharpness)
         self.stacker: Stacker | None = None
+        self.selection: dict[str, Any] | None = None
         self._warned = False
         register_hybrid_extensions()
         register_head_extensions(HeadSpec(name=head, kind="exclusive"))
@@ -333,7 +353,11 @@ class SentiHybrid(Pipe):
         if polar_labels(labels) is not None:
             lex_scores = lexicon_probs(lex["compound"], labels, self.neg_cutoff,
                                        self.pos_cutoff, self.sharpness)
-        if mode == "lexicon":
+        if mode == "model":
+            assert model is not None
+            final = dict(model)
+            best = max(final, key=final.__getitem__)
+        elif mode == "lexicon":
             final = dict(_require_scores(lex_scores, labels))
             best = lexicon_label(lex["compound"], labels, self.neg_cutoff, self.pos_cutoff)
         elif mode == "blend":
@@ -378,8 +402,15 @@ class SentiHybrid(Pipe):
         stacker: Stacker | None = None,
         cutoffs: tuple[float, float] | None = None,
         blend_weight: float | None = None,
+        selection: dict[str, Any] | None = None,
     ) -> None:
-        """Store fitted values (saved with the component)."""
+        """Store fitted values (saved with the component).
+
+        selection: the cross-validated choice of mode (``fit-hybrid --mode auto``): the
+        chosen mode, the metric, the folds and every candidate's fold scores.
+        """
+        if selection is not None:
+            self.selection = dict(selection)
         if stacker is not None:
             self.stacker = stacker
         if cutoffs is not None:
@@ -396,6 +427,7 @@ class SentiHybrid(Pipe):
             "neg_cutoff": self.neg_cutoff,
             "pos_cutoff": self.pos_cutoff,
             "blend_weight": self.blend_weight,
+            "selection": self.selection,
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -404,6 +436,7 @@ class SentiHybrid(Pipe):
         self.neg_cutoff = float(state.get("neg_cutoff", self.neg_cutoff))
         self.pos_cutoff = float(state.get("pos_cutoff", self.pos_cutoff))
         self.blend_weight = float(state.get("blend_weight", self.blend_weight))
+        self.selection = state.get("selection")
 
     def initialize(self, get_examples=None, *, nlp: Language | None = None) -> None:
         """Nothing to initialise: fit with ``spacy-senti fit-hybrid``."""

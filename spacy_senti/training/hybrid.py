@@ -1,12 +1,20 @@
-"""Fitting ``senti_hybrid`` on dev data: features, the stacker, lexicon cut-offs, blend weight.
+"""Fitting ``senti_hybrid`` on dev data: features, the stacker, lexicon cut-offs, blend weight,
+and the cross-validated choice among model-only, blend and stacker (``mode="auto"``).
 
-Used by ``spacy-senti fit-hybrid`` and ``bench/bench_lowdata.py``. scikit-learn is imported
-here only, so inference never needs it.
+The stacker is a multinomial logistic regression whose logits are the model's log-probabilities
+(a fixed offset) plus a linear function of the standardised features; the L2 penalty covers
+every learnt weight, intercepts included, so it shrinks the stacker toward the model itself
+(at ``C -> 0`` the stacker returns the model's probabilities). scikit-learn's
+``LogisticRegression`` has no offset term and never penalises the intercept, so the fit is a
+small L-BFGS problem solved with ``scipy.optimize`` (analytic gradient, float64,
+deterministic).
+
+Used by ``spacy-senti fit-hybrid`` and the benches (``bench_lowdata``, ``bench_checklist``).
+scikit-learn and SciPy are imported here only, so inference never needs them.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,11 +37,17 @@ from ..components.hybrid import (
 )
 from ..components.lexicon import SentiLexicon
 from ..components.textcat import SentiTextCategorizer
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..heads import SEP, ExclusiveHead
 from ..util import find_textcat
 
-C_GRID = (0.01, 0.1, 1.0, 10.0)
+# Inverse regularisation strengths tried for the stacker (scikit-learn's convention: the
+# penalty is ||w||^2 / 2 against C x the summed log-loss); the smallest is close to model-only.
+C_GRID = (1e-5, 1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0)
+FIT_MODES = ("auto", "model", "stacker", "blend", "lexicon")
+# What ``auto`` chooses among, simplest first (the order ties are broken in).
+CANDIDATES = ("model", "blend", "stacker")
+DEFAULT_FOLDS = 5
 CUTOFF_GRID = tuple(round(x, 2) for x in np.arange(-0.95, 0.951, 0.05))
 WEIGHT_GRID = tuple(round(x, 2) for x in np.arange(0.0, 1.001, 0.05))
 VADER_CUTOFFS = (-0.05, 0.05)
@@ -59,10 +73,24 @@ class HybridData:
     def compounds(self) -> list[float]:
         return [lx["compound"] for lx in self.lexicon]
 
+    def subset(self, index: Sequence[int]) -> HybridData:
+        """The docs at ``index`` (same labels)."""
+        idx = [int(i) for i in index]
+        return HybridData(
+            list(self.labels),
+            [self.gold[i] for i in idx],
+            None if self.model is None else [self.model[i] for i in idx],
+            [self.lexicon[i] for i in idx],
+        )
+
 
 @dataclass
 class HybridFit:
-    """Fitted values and dev scores (``hybrid`` is in-sample for the stacker)."""
+    """Fitted values and dev scores (``hybrid`` is in-sample for the stacker and blend).
+
+    ``mode`` is the mode installed (for ``auto``: the one chosen); ``selection`` holds the
+    cross-validation behind an ``auto`` choice (``Selection.to_dict()``), else None.
+    """
 
     mode: str
     labels: list[str]
@@ -71,6 +99,7 @@ class HybridFit:
     blend_weight: float | None
     stacker: Stacker | None
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    selection: dict[str, Any] | None = None
 
 
 # --- gold and pipeline checks ---------------------------------------------------------------------
@@ -184,11 +213,26 @@ def accuracy_macro_f1(gold: Sequence[str], pred: Sequence[str],
     return {"acc": float(np.mean(g == p)), "macro_f1": float(np.mean(f1s))}
 
 
+def _scores_codes(gold: np.ndarray, pred: np.ndarray, n_labels: int) -> tuple[float, float]:
+    """(macro-F1, accuracy) of integer-coded labels; the same numbers as accuracy_macro_f1."""
+    f1s = []
+    for label in range(n_labels):
+        tp = float(np.sum((gold == label) & (pred == label)))
+        denom = float(np.sum(gold == label) + np.sum(pred == label))
+        f1s.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(f1s)), float(np.mean(gold == pred))
+
+
 def argmax_labels(scores: Sequence[dict[str, float]]) -> list[str]:
     return [max(s, key=s.__getitem__) for s in scores]
 
 
-# --- fitting ---------------------------------------------------------------------------------
+def _codes(labels: Sequence[str], values: Sequence[str]) -> np.ndarray:
+    index = {label: i for i, label in enumerate(labels)}
+    return np.asarray([index[v] for v in values], dtype=int)
+
+
+# --- lexicon cut-offs and blend weight ---------------------------------------------------------
 def tune_cutoffs(compounds: Sequence[float], gold: Sequence[str],
                  labels: Sequence[str]) -> tuple[float, float]:
     """Cut-offs maximising dev macro-F1 (then accuracy, then closeness to VADER's ±0.05).
@@ -198,101 +242,358 @@ def tune_cutoffs(compounds: Sequence[float], gold: Sequence[str],
     polar = polar_labels(labels)
     if polar is None:
         raise ConfigError(f"Cannot tune lexicon cut-offs for labels {list(labels)}.")
+    labels = list(labels)
+    c = np.asarray(list(compounds), dtype="float64")
+    g = _codes(labels, gold)
+    code = {kind: labels.index(label) for kind, label in polar.items()}
     if "neutral" in polar:
         pairs = [(n, p) for n in CUTOFF_GRID for p in CUTOFF_GRID if n <= p]
     else:
-        pairs = [(c, c) for c in CUTOFF_GRID] + [(0.0, 0.0)]
+        pairs = [(x, x) for x in CUTOFF_GRID] + [(0.0, 0.0)]
     best_key, best = None, VADER_CUTOFFS
     for neg, pos in pairs:
-        pred = [lexicon_label(c, labels, neg, pos) for c in compounds]
-        m = accuracy_macro_f1(gold, pred, labels)
+        if "neutral" in polar:  # lexicon_label: positive first, then negative, else neutral
+            pred = np.where(c >= pos, code["positive"],
+                            np.where(c <= neg, code["negative"], code["neutral"]))
+        else:
+            cut = (neg + pos) / 2
+            pred = np.where(c >= cut, code["positive"], code["negative"])
+        f1, acc = _scores_codes(g, pred, len(labels)) if len(g) else (0.0, 0.0)
         distance = abs(neg - VADER_CUTOFFS[0]) + abs(pos - VADER_CUTOFFS[1])
-        key = (round(m["macro_f1"], 6), round(m["acc"], 6), -distance)
+        key = (round(f1, 6), round(acc, 6), -distance)
         if best_key is None or key > best_key:
             best_key, best = key, (float(neg), float(pos))
     return best
 
 
-def fit_stacker(X: np.ndarray, y: Sequence[str], labels: Sequence[str],
-                seed: int = 0) -> Stacker:
-    """Multinomial logistic regression on standardised features; C by CV log-loss."""
-    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+def _model_matrix(data: HybridData) -> np.ndarray:
+    assert data.model is not None
+    return np.asarray([[m[lab] for lab in data.labels] for m in data.model], dtype="float64")
 
-    X = np.asarray(X, dtype="float64")
-    y = np.asarray(list(y))
-    classes = sorted(set(y.tolist()))
-    if len(classes) < 2:
-        raise ConfigError(f"The dev data has a single label {classes}: nothing to fit.")
-    mean = X.mean(axis=0)
-    scale = X.std(axis=0)
-    scale[scale < 1e-8] = 1.0
-    Z = (X - mean) / scale
-    min_count = min(int((y == c).sum()) for c in classes)
-    folds = min(5, min_count)
-    if folds >= 2:
-        model = LogisticRegressionCV(Cs=list(C_GRID), cv=folds, scoring="neg_log_loss",
-                                     max_iter=2000, random_state=seed)
-        with warnings.catch_warnings():  # scikit-learn 1.9's notices about 1.10 defaults
-            warnings.simplefilter("ignore", FutureWarning)
-            model.fit(Z, y)
-        C = float(np.atleast_1d(model.C_)[0])
-    else:
-        C = 1.0
-        model = LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(Z, y)
-    names = model_feature_names(labels) + list(LEXICON_FEATURES)
-    return Stacker(
-        classes=[str(c) for c in model.classes_],
-        feature_names=names,
-        mean=mean.tolist(),
-        scale=scale.tolist(),
-        coef=model.coef_.tolist(),
-        intercept=model.intercept_.tolist(),
-        C=C,
-    )
+
+def _lexicon_matrix(data: HybridData, cutoffs: tuple[float, float],
+                    sharpness: float) -> np.ndarray:
+    rows = [lexicon_probs(c, data.labels, *cutoffs, sharpness) for c in data.compounds]
+    return np.asarray([[r[lab] for lab in data.labels] for r in rows], dtype="float64")
 
 
 def tune_blend_weight(data: HybridData, cutoffs: tuple[float, float],
                       sharpness: float) -> float:
     """Blend weight maximising dev macro-F1 (ties: the larger model weight)."""
-    assert data.model is not None
-    lex = [lexicon_probs(c, data.labels, *cutoffs, sharpness) for c in data.compounds]
+    M = _model_matrix(data)
+    L = _lexicon_matrix(data, cutoffs, sharpness)
+    g = _codes(data.labels, data.gold)
     best_key, best_w = None, 1.0
     for w in WEIGHT_GRID:
-        pred = [max(m, key=lambda lab, m=m, lx=lx: w * m[lab] + (1 - w) * lx[lab])
-                for m, lx in zip(data.model, lex)]
-        f1 = accuracy_macro_f1(data.gold, pred, data.labels)
-        key = (round(f1["macro_f1"], 6), round(f1["acc"], 6), w)
+        pred = np.argmax(w * M + (1 - w) * L, axis=1)
+        f1, acc = _scores_codes(g, pred, len(data.labels))
+        key = (round(f1, 6), round(acc, 6), w)
         if best_key is None or key > best_key:
             best_key, best_w = key, float(w)
     return best_w
 
 
+# --- the stacker, regularised toward the model ---------------------------------------------------
+def _fit_offset_logreg(Z: np.ndarray, offset: np.ndarray, Y: np.ndarray, C: float,
+                       start: np.ndarray | None = None) -> np.ndarray:
+    """Minimise ``sum log-loss + ||(W, b)||^2 / (2 C)`` for logits ``offset + Z W^T + b``.
+
+    Scaled by ``1 / (C n)`` for the optimiser (same minimiser). Starts at ``start`` (a
+    neighbouring C's solution) or ``W = b = 0``, the model itself. Returns ``theta`` =
+    ``[W.ravel(), b]``.
+    """
+    from scipy.optimize import minimize
+
+    n, n_feat = Z.shape
+    k = Y.shape[1]
+    reg = 1.0 / (C * n)
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        W = theta[: k * n_feat].reshape(k, n_feat)
+        b = theta[k * n_feat:]
+        logits = offset + Z @ W.T + b
+        logits = logits - logits.max(axis=1, keepdims=True)
+        log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        loss = -float((Y * log_p).sum()) / n + 0.5 * reg * float(theta @ theta)
+        G = (np.exp(log_p) - Y) / n
+        grad = np.concatenate([(G.T @ Z + reg * W).ravel(), G.sum(axis=0) + reg * b])
+        return loss, grad
+
+    theta0 = np.zeros(k * (n_feat + 1)) if start is None else start
+    result = minimize(objective, theta0, jac=True, method="L-BFGS-B",
+                      options={"maxiter": 5000, "gtol": 1e-9, "ftol": 1e-14})
+    return result.x
+
+
+def _one_blas_thread():
+    """Small dense problems: one BLAS thread (numpy's and SciPy's OpenBLAS pools otherwise
+    contend; measured 13x slower on 2 busy cores)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _log_loss(probs: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).sum())
+
+
+def choose_C(X: np.ndarray, y: Sequence[str], labels: Sequence[str], folds: int = DEFAULT_FOLDS,
+             seed: int = 0) -> float:
+    """The C of ``C_GRID`` with the lowest K-fold (stratified) held-out log-loss; ties: the
+    smaller C (closer to the model). 1.0 when a label has too few docs for two folds."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(list(y))
+    counts = [int((y == c).sum()) for c in set(y.tolist())]
+    k = min(folds, min(counts))
+    if k < 2 or len(counts) < 2:
+        return 1.0
+    codes = _codes(labels, y)
+    losses = np.zeros(len(C_GRID))
+    for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(X, y):
+        theta = None
+        for j, C in enumerate(C_GRID):  # ascending: warm-start from the stronger penalty
+            stacker, theta = _fit_stacker_at(X[train], y[train], labels, C, theta)
+            losses[j] += _log_loss(stacker.predict_proba(X[test]), codes[test])
+    best = 0
+    for j in range(1, len(C_GRID)):
+        if losses[j] < losses[best] - 1e-9:
+            best = j
+    return float(C_GRID[best])
+
+
+def _fit_stacker_at(X: np.ndarray, y: np.ndarray, labels: Sequence[str], C: float,
+                    start: np.ndarray | None = None) -> tuple[Stacker, np.ndarray]:
+    labels = list(labels)
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale < 1e-8] = 1.0
+    Z = (X - mean) / scale
+    k = len(labels)
+    Y = np.eye(k)[_codes(labels, y)]
+    theta = _fit_offset_logreg(Z, X[:, :k], Y, C, start)
+    W, b = theta[: k * Z.shape[1]].reshape(k, Z.shape[1]), theta[k * Z.shape[1]:]
+    stacker = Stacker(
+        classes=labels,
+        feature_names=model_feature_names(labels) + list(LEXICON_FEATURES),
+        mean=mean.tolist(),
+        scale=scale.tolist(),
+        coef=W.tolist(),
+        intercept=b.tolist(),
+        C=float(C),
+        offset=list(range(k)),
+    )
+    return stacker, theta
+
+
+def fit_stacker(X: np.ndarray, y: Sequence[str], labels: Sequence[str], seed: int = 0,
+                C: float | None = None, folds: int = DEFAULT_FOLDS) -> Stacker:
+    """The stacker regularised toward the model (see the module doc); C by CV log-loss.
+
+    X: ``feature_vector`` rows (the first ``len(labels)`` columns are the model's
+    log-probabilities in ``labels`` order). C: fixed strength (None: ``choose_C``). Classes are
+    all of ``labels``, also those absent from ``y`` (their deviation stays penalised).
+    """
+    X = np.asarray(X, dtype="float64")
+    y = np.asarray([str(v) for v in y])
+    labels = list(labels)
+    present = sorted(set(y.tolist()))
+    if len(present) < 2:
+        raise InputError(f"The dev data has a single label {present}: nothing to fit.")
+    unknown = set(present) - set(labels)
+    if unknown:
+        raise InputError(f"Dev labels {sorted(unknown)} are not among the labels {labels}.")
+    if X.ndim != 2 or X.shape[0] != len(y) or X.shape[1] != len(labels) + len(LEXICON_FEATURES):
+        raise InputError(
+            f"Stacker features must be (docs, {len(labels) + len(LEXICON_FEATURES)}), got "
+            f"{X.shape} for {len(y)} labels."
+        )
+    if C is not None and not C > 0:
+        raise ConfigError(f"The stacker's C must be positive, got {C}.")
+    with _one_blas_thread():
+        if C is None:
+            C = choose_C(X, y, labels, folds, seed)
+        return _fit_stacker_at(X, y, labels, float(C))[0]
+
+
+# --- cross-validated choice of mode ------------------------------------------------------------
+@dataclass
+class Selection:
+    """K-fold cross-validation on dev of each candidate mode (same folds for all).
+
+    ``fold_scores[mode]``: macro-F1 on each held-out fold, every fitted value (cut-offs, blend
+    weight, stacker and its C) refitted on the other folds. ``chosen``: the simplest candidate
+    (model < blend < stacker) whose mean is within ``tie_se`` standard errors of the best mean,
+    the standard error being that of the paired per-fold differences to the best.
+    """
+
+    chosen: str
+    folds: int
+    seed: int
+    tie_se: float
+    fold_scores: dict[str, list[float]]
+    stacker_C: list[float] = field(default_factory=list)
+    metric: str = "macro_f1"
+
+    def mean(self, mode: str) -> float:
+        return float(np.mean(self.fold_scores[mode]))
+
+    def paired_se(self, mode: str, other: str) -> float:
+        """Standard error of the mean per-fold difference ``mode - other``."""
+        diff = np.asarray(self.fold_scores[mode]) - np.asarray(self.fold_scores[other])
+        return float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+
+    @property
+    def best(self) -> str:
+        """The candidate with the best mean (ties: the simpler)."""
+        return max(self.fold_scores, key=lambda m: (round(self.mean(m), 12),
+                                                    -CANDIDATES.index(m)))
+
+    def to_dict(self) -> dict[str, Any]:
+        best = self.best
+        return {
+            "requested": "auto",
+            "chosen": self.chosen,
+            "metric": self.metric,
+            "folds": self.folds,
+            "seed": self.seed,
+            "rule": f"simplest mode within {self.tie_se:g} paired SE of the best mean",
+            "tie_se": self.tie_se,
+            "candidates": {
+                mode: {"mean": self.mean(mode),
+                       "se_vs_best": self.paired_se(best, mode),
+                       "folds": [float(v) for v in scores]}
+                for mode, scores in self.fold_scores.items()
+            },
+            "stacker_C": [float(c) for c in self.stacker_C],
+        }
+
+
+def check_folds(gold: Sequence[str], folds: int) -> None:
+    """Raise InputError unless ``gold`` has two labels or more and ``folds`` docs of each."""
+    if folds < 2:
+        raise InputError(f"Cross-validation needs at least 2 folds, got {folds}.")
+    counts = {label: 0 for label in gold}
+    for label in gold:
+        counts[label] += 1
+    if len(counts) < 2:
+        raise InputError(
+            f"The dev data has a single label {sorted(counts)}: a hybrid cannot be fitted or "
+            "chosen on it. Use a dev set with every label."
+        )
+    few = {label: n for label, n in counts.items() if n < folds}
+    if few:
+        raise InputError(
+            f"Mode 'auto' runs {folds}-fold cross-validation on dev and needs at least {folds} "
+            f"docs of every label; dev has {few} ({len(gold)} docs). Use a larger dev set, "
+            "fewer --folds, or an explicit --mode."
+        )
+
+
+def _score_fold(data: HybridData, X: np.ndarray, gold: np.ndarray, train: np.ndarray,
+                test: np.ndarray, candidates: Sequence[str], scores: dict[str, list[float]],
+                stacker_C: list[float], seed: int, folds: int, sharpness: float) -> None:
+    """Fit every candidate on ``train``, append its macro-F1 on ``test`` to ``scores``."""
+    fit_part, held = data.subset(train), data.subset(test)
+    g = _codes(data.labels, held.gold)
+    for mode in candidates:
+        if mode == "model":
+            pred = np.argmax(_model_matrix(held), axis=1)
+        elif mode == "blend":
+            cutoffs = tune_cutoffs(fit_part.compounds, fit_part.gold, data.labels)
+            w = tune_blend_weight(fit_part, cutoffs, sharpness)
+            mixed = w * _model_matrix(held) + (1 - w) * _lexicon_matrix(held, cutoffs,
+                                                                        sharpness)
+            pred = np.argmax(mixed, axis=1)
+        else:
+            stacker = fit_stacker(X[train], gold[train], data.labels, seed, folds=folds)
+            stacker_C.append(stacker.C)
+            pred = np.argmax(stacker.predict_proba(X[test]), axis=1)
+        scores[mode].append(_scores_codes(g, pred, len(data.labels))[0])
+
+
+def select_mode(data: HybridData, folds: int = DEFAULT_FOLDS, seed: int = 0,
+                sharpness: float = 5.0, tie_se: float = 1.0) -> Selection:
+    """Cross-validate model-only, blend (polar labels only) and the stacker on ``data``.
+
+    The metric is macro-F1, what the reports rank by and what the hybrid is meant to improve;
+    log-loss would also reward re-calibration that changes no decision and would judge the
+    blend by the made-up sharpness of its lexicon probabilities. Ties are settled by the
+    one-standard-error rule on paired fold differences (``Selection``).
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    if data.model is None:
+        raise ConfigError("Mode 'auto' needs a senti_textcat in the pipeline.")
+    if tie_se < 0:
+        raise ConfigError(f"tie_se must be >= 0, got {tie_se}.")
+    check_folds(data.gold, folds)
+    candidates = [m for m in CANDIDATES
+                  if m != "blend" or polar_labels(data.labels) is not None]
+    gold = np.asarray(data.gold)
+    X = data.matrix()
+    scores: dict[str, list[float]] = {m: [] for m in candidates}
+    stacker_C: list[float] = []
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    with _one_blas_thread():
+        for train, test in splitter.split(X, gold):
+            _score_fold(data, X, gold, train, test, candidates, scores, stacker_C, seed, folds,
+                        sharpness)
+    selection = Selection("model", folds, seed, float(tie_se), scores, stacker_C)
+    best = selection.best
+    for mode in candidates:  # simplest first
+        gap = selection.mean(best) - selection.mean(mode)
+        if gap <= tie_se * selection.paired_se(best, mode) + 1e-12:
+            selection.chosen = mode
+            break
+    return selection
+
+
+# --- fitting ---------------------------------------------------------------------------------
 def fit_on_data(
     data: HybridData,
-    mode: str = "stacker",
+    mode: str = "auto",
     blend_weight: float | None = None,
     sharpness: float = 5.0,
     seed: int = 0,
+    folds: int = DEFAULT_FOLDS,
+    tie_se: float = 1.0,
 ) -> HybridFit:
-    """Fit cut-offs (always, when the labels are polar), stacker or blend weight."""
-    if mode not in ("stacker", "blend", "lexicon"):
-        raise ConfigError(f"Unknown mode {mode!r}.")
+    """Fit cut-offs (always, when the labels are polar), then the mode's values.
+
+    mode: ``auto`` (choose model / blend / stacker by ``folds``-fold CV on ``data``, see
+    ``select_mode``), ``model``, ``stacker``, ``blend`` or ``lexicon``.
+    """
+    if mode not in FIT_MODES:
+        raise ConfigError(f"Unknown mode {mode!r}: use one of {', '.join(FIT_MODES)}.")
     if mode != "lexicon" and data.model is None:
         raise ConfigError(
             f"Mode {mode!r} needs a senti_textcat in the pipeline; use --mode lexicon."
         )
+    if not data.gold:
+        raise InputError("The dev data has no gold-labelled docs with text.")
+    if mode != "lexicon" and len(set(data.gold)) < 2:
+        raise InputError(
+            f"The dev data has a single label {sorted(set(data.gold))}: a hybrid cannot be "
+            "fitted on it. Use a dev set with every label."
+        )
     polar = polar_labels(data.labels) is not None
-    cutoffs = tune_cutoffs(data.compounds, data.gold, data.labels) if polar else None
     if mode in ("lexicon", "blend") and not polar:
         raise ConfigError(
             f"Mode {mode!r} needs negative/positive(/neutral) labels, not {data.labels}."
         )
-    stacker = fit_stacker(data.matrix(), data.gold, data.labels, seed) \
+    selection = None
+    if mode == "auto":
+        found = select_mode(data, folds, seed, sharpness, tie_se)
+        mode, selection = found.chosen, found.to_dict()
+    cutoffs = tune_cutoffs(data.compounds, data.gold, data.labels) if polar else None
+    stacker = fit_stacker(data.matrix(), data.gold, data.labels, seed, folds=folds) \
         if mode == "stacker" else None
     weight = blend_weight
     if mode == "blend" and weight is None:
         weight = tune_blend_weight(data, cutoffs or VADER_CUTOFFS, sharpness)
-    result = HybridFit(mode, list(data.labels), len(data.gold), cutoffs, weight, stacker)
+    result = HybridFit(mode, list(data.labels), len(data.gold), cutoffs, weight, stacker,
+                       selection=selection)
     result.scores = score_sources(data, result, sharpness)
     return result
 
@@ -304,6 +605,8 @@ def hybrid_predictions(data: HybridData, result: HybridFit,
     if result.mode == "lexicon":
         return [lexicon_label(c, data.labels, *cutoffs) for c in data.compounds]
     assert data.model is not None
+    if result.mode == "model":
+        return argmax_labels(data.model)
     if result.mode == "stacker":
         assert result.stacker is not None
         probs = result.stacker.predict_proba(data.matrix())
@@ -350,22 +653,31 @@ def install_hybrid(nlp: Language, result: HybridFit, head: str = "sentiment",
         config["blend_weight"] = result.blend_weight
     hybrid = nlp.add_pipe("senti_hybrid", name=name, config=config, last=True)
     hybrid.set_fitted(stacker=result.stacker, cutoffs=cutoffs,
-                      blend_weight=result.blend_weight)
+                      blend_weight=result.blend_weight, selection=result.selection)
     return hybrid
 
 
 def fit_hybrid(
     nlp: Language,
     docs: Sequence[Doc],
-    mode: str = "stacker",
+    mode: str = "auto",
     head: str = "sentiment",
     blend_weight: float | None = None,
     lexicon_config: dict[str, Any] | None = None,
     sharpness: float = 5.0,
     batch_size: int = 64,
     progress: Iterable | None = None,
+    folds: int = DEFAULT_FOLDS,
+    tie_se: float = 1.0,
+    seed: int = 0,
 ) -> HybridFit:
-    """Add senti_lexicon if missing, fit on gold ``docs`` and install a fitted senti_hybrid."""
+    """Add senti_lexicon if missing, fit on gold ``docs`` and install a fitted senti_hybrid.
+
+    mode ``auto`` (default) installs whichever of model-only / blend / stacker scores best in
+    ``folds``-fold cross-validation on ``docs`` (see ``select_mode``).
+    """
+    if mode not in FIT_MODES:
+        raise ConfigError(f"Unknown mode {mode!r}: use one of {', '.join(FIT_MODES)}.")
     textcat = hybrid_textcat(nlp, head)
     if textcat is None and mode != "lexicon":
         raise ConfigError(
@@ -375,15 +687,21 @@ def fit_hybrid(
     gold_labels(docs, head)  # fail before running the pipeline
     ensure_lexicon(nlp, lexicon_config)
     data = collect(nlp, docs, head, batch_size=batch_size, progress=progress)
-    result = fit_on_data(data, mode, blend_weight, sharpness)
+    result = fit_on_data(data, mode, blend_weight, sharpness, seed=seed, folds=folds,
+                         tie_se=tie_se)
     install_hybrid(nlp, result, head, sharpness)
     return result
 
 
 __all__ = [
+    "CANDIDATES",
+    "FIT_MODES",
     "HybridFit",
     "HybridData",
+    "Selection",
     "accuracy_macro_f1",
+    "check_folds",
+    "choose_C",
     "collect",
     "ensure_lexicon",
     "hybrid_textcat",
@@ -393,6 +711,7 @@ __all__ = [
     "gold_labels",
     "install_hybrid",
     "score_sources",
+    "select_mode",
     "tune_blend_weight",
     "tune_cutoffs",
 ]
