@@ -24,6 +24,7 @@ ORDER = [
     "levers",
     "speed",
     "speed_aspects",
+    "speed_train",
     "lexicon",
     "lowdata",
     "fewshot",
@@ -40,6 +41,7 @@ SCRIPTS = {
     "levers": [],  # written by bench_quality.py
     "speed": ["bench_speed.py"],
     "speed_aspects": [],  # bench_speed.py --aspects-only
+    "speed_train": [],  # bench_speed.py --train
     "lexicon": ["bench_lexicon.py"],
     "lowdata": ["bench_lowdata.py"],
     "fewshot": ["bench_fewshot.py"],  # the full grid takes hours: see its --help for a subset
@@ -56,6 +58,7 @@ TITLES = {
     "levers": "Levers: what each training change did",
     "speed": "Speed: spacy-senti vs raw Hugging Face (inference and training)",
     "speed_aspects": "Speed: aspect terms beside the heads, one encoder pass",
+    "speed_train": "Training speed: length-bucketed batches",
     "lexicon": "Lexicon scorer: parity with vaderSentiment and throughput",
     "lowdata": "Low-data curve: model-only vs lexicon-only vs hybrid",
     "fewshot": "Few labels: plain fine-tuning vs hybrid vs setfit vs spacy-senti fewshot",

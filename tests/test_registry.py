@@ -23,6 +23,8 @@ EXPECTED = {
                       "spacy_senti.aspects_scorer.v1"},
     "spacy_callbacks": {"spacy_senti.initialize_frozen.v1", "spacy_senti.torch_averages.v1"},
     "thinc_optimizers": {"spacy_senti.AdamLLRD.v1"},
+    "spacy_batchers": {"spacy_senti.batch_by_length.v1"},
+    "spacy_misc": {"spacy_senti.wordpiece_length.v1"},
 }
 
 
