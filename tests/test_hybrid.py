@@ -25,11 +25,15 @@ from spacy_senti.training.hybrid import (
     C_GRID,
     HybridData,
     Selection,
+    _scores_codes,
+    accuracy_macro_f1,
+    balanced_weights,
     fit_hybrid,
     fit_on_data,
     fit_stacker,
     hybrid_predictions,
     select_mode,
+    tune_blend_weight,
     tune_cutoffs,
 )
 
@@ -221,19 +225,35 @@ def synthetic(n: int, lexicon_signal: bool, seed: int = 0) -> HybridData:
                       [dict(zip(THREE, row.tolist())) for row in probs], lexicon)
 
 
-def test_stacker_is_the_optimum_of_the_penalty_toward_the_model():
+@pytest.mark.parametrize(("balanced", "intercept"), [(False, True), (True, False),
+                                                     (True, True), (False, False)])
+def test_stacker_is_the_optimum_of_the_penalty_toward_the_model(balanced, intercept):
     data = synthetic(200, lexicon_signal=True)
+    data = data.subset([i for i, g in enumerate(data.gold) if g != "neutral" or i % 3 == 0])
     X = data.matrix()
-    stacker = fit_stacker(X, data.gold, THREE, C=0.5)
+    stacker = fit_stacker(X, data.gold, THREE, C=0.5, balanced=balanced, intercept=intercept)
     assert stacker.offset == [0, 1, 2] and stacker.classes == list(THREE)
-    # first-order conditions of  sum log-loss + ||(W, b)||^2 / (2C)  with the model's
-    # log-probabilities as a fixed offset: (P - Y)^T Z + W / C = 0, sum(P - Y) + b / C = 0
+    assert stacker.fit_intercept is intercept
+    assert stacker.class_weight == ("balanced" if balanced else None)
+    # first-order conditions of  sum_i w_i log-loss_i + ||(W, b)||^2 / (2C)  with the model's
+    # log-probabilities as a fixed offset: (P - Y)^T diag(w) Z + W / C = 0 and, with
+    # intercepts, w^T (P - Y) + b / C = 0 (else b = 0); w = 1, or balanced_weights; Z is
+    # standardised with the w-weighted mean and standard deviation
+    codes = np.asarray([THREE.index(g) for g in data.gold])
+    w = balanced_weights(codes) if balanced else np.ones(len(codes))
+    mean = (w[:, None] * X).sum(0) / w.sum()
+    np.testing.assert_allclose(stacker.mean, mean)
+    np.testing.assert_allclose(
+        stacker.scale, np.sqrt((w[:, None] * (X - mean) ** 2).sum(0) / w.sum()))
     Z = (X - np.asarray(stacker.mean)) / np.asarray(stacker.scale)
-    Y = np.eye(3)[[THREE.index(g) for g in data.gold]]
+    Y = np.eye(3)[codes]
     P = stacker.predict_proba(X)
     W, b = np.asarray(stacker.coef), np.asarray(stacker.intercept)
-    np.testing.assert_allclose((P - Y).T @ Z + W / stacker.C, 0, atol=1e-4)
-    np.testing.assert_allclose((P - Y).sum(axis=0) + b / stacker.C, 0, atol=1e-4)
+    np.testing.assert_allclose((w[:, None] * (P - Y)).T @ Z + W / stacker.C, 0, atol=1e-4)
+    if intercept:
+        np.testing.assert_allclose(w @ (P - Y) + b / stacker.C, 0, atol=1e-4)
+    else:
+        assert b.tolist() == [0.0, 0.0, 0.0]
     logits = X[:, :3] + Z @ W.T + b
     np.testing.assert_allclose(P, np.exp(logits) / np.exp(logits).sum(1, keepdims=True))
     again = Stacker.from_dict(srsly.json_loads(srsly.json_dumps(stacker.to_dict())))
@@ -252,6 +272,86 @@ def test_strongly_regularised_stacker_is_the_model():
     assert (free.predict_proba(X).argmax(1) == gold).mean() > \
         (model.argmax(1) == gold).mean() + 0.1
     assert fit_stacker(X, data.gold, THREE).C in C_GRID  # chosen by CV log-loss
+
+
+def calibrated(counts: dict[str, int], seed: int) -> HybridData:
+    """3-class data with ``counts`` docs per label: a model calibrated for equally frequent
+    labels (its probabilities are the exact posteriors under a uniform prior) and lexicon
+    features that are pure noise."""
+    rng = np.random.RandomState(seed)
+    y = np.concatenate([np.full(n, THREE.index(lab)) for lab, n in counts.items()])
+    rng.shuffle(y)
+    scores = rng.normal(size=(len(y), 3))
+    scores[np.arange(len(y)), y] += 1.0
+    logits = 1.0 * scores  # N(e_y, I) class-conditionals: posterior = softmax(1.0 * scores)
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    lexicon = [{name: float(rng.normal()) for name in LEXICON_FEATURES} for _ in y]
+    for feats in lexicon:
+        feats["compound"] = float(np.tanh(feats["compound"]))
+    return HybridData(list(THREE), [THREE[i] for i in y],
+                      [dict(zip(THREE, row.tolist())) for row in probs], lexicon)
+
+
+def test_stacker_does_not_learn_the_dev_label_mix():
+    """Issue 14: a stacker fitted on a mostly-positive dev, whose lexicon features say nothing,
+    must not push a mostly-negative set toward positive. Balanced, without intercepts (the
+    defaults), it gives back the model's labels; fitted as before (unweighted, intercepts) it
+    learns dev's prior as a bias and loses macro-F1 on the other mix."""
+    dev = calibrated({"negative": 60, "neutral": 90, "positive": 450}, seed=0)
+    other = calibrated({"negative": 450, "neutral": 90, "positive": 60}, seed=1)
+    model = np.asarray([max(m, key=m.get) for m in other.model])
+    X = other.matrix()
+
+    robust = fit_stacker(dev.matrix(), dev.gold, THREE)
+    assert robust.fit_intercept is False and robust.class_weight == "balanced"
+    pred = np.asarray(THREE)[robust.predict_proba(X).argmax(1)]
+    assert (pred == model).mean() >= 0.97
+
+    naive = fit_stacker(dev.matrix(), dev.gold, THREE, balanced=False, intercept=True)
+    shifted = np.asarray(THREE)[naive.predict_proba(X).argmax(1)]
+    assert (shifted == model).mean() < 0.85
+    assert (shifted == "positive").sum() > 2 * (model == "positive").sum()
+
+    def f1(p):
+        return accuracy_macro_f1(other.gold, p.tolist(), THREE)["macro_f1"]
+    assert f1(pred) > f1(shifted) + 0.05
+    # fit_on_data / auto use the same defaults: the choice leaves the model's labels alone
+    auto = fit_on_data(dev, "auto")
+    assert auto.options == {"balanced": True, "intercept": False}
+    assert auto.selection["metric"] == "balanced_macro_f1"
+    assert (np.asarray(hybrid_predictions(other, auto)) == model).mean() >= 0.97
+
+
+def test_balanced_weights_score_as_if_dev_were_balanced():
+    """Balanced cut-offs, blend weight and macro-F1 equal the plain ones on a copy of dev in
+    which every doc of a label is repeated so that all labels are equally frequent."""
+    rng = np.random.RandomState(3)
+    counts = {"negative": 6, "neutral": 3, "positive": 2}  # repeat x1, x2, x3: 6 each
+    data = synthetic(200, lexicon_signal=False, seed=3)
+    idx = [i for lab, n in counts.items()
+           for i in [j for j, g in enumerate(data.gold) if g == lab][: n * 5]]
+    dev = data.subset(idx)
+    for row, label in zip(dev.lexicon, dev.gold):  # a lexicon that separates some docs
+        row["compound"] = float(np.clip({"negative": -0.5, "neutral": 0.0,
+                                         "positive": 0.5}[label] + rng.normal(0, 0.4), -1, 1))
+    repeat = {lab: 6 // n for lab, n in counts.items()}
+    copy = dev.subset([i for i, g in enumerate(dev.gold) for _ in range(repeat[g])])
+    codes = np.asarray([THREE.index(g) for g in dev.gold])
+    w = balanced_weights(codes)
+    assert w.mean() == pytest.approx(1.0)
+    assert {lab: w[codes == THREE.index(lab)].sum() for lab in THREE} == pytest.approx(
+        {lab: len(codes) / 3 for lab in THREE})
+    pred = np.asarray([THREE.index(lexicon_label(c, THREE, -0.1, 0.1)) for c in dev.compounds])
+    copy_codes = np.asarray([THREE.index(g) for g in copy.gold])
+    copy_pred = np.asarray([THREE.index(lexicon_label(c, THREE, -0.1, 0.1))
+                            for c in copy.compounds])
+    assert _scores_codes(codes, pred, 3, w) == pytest.approx(
+        _scores_codes(copy_codes, copy_pred, 3))
+    cut = tune_cutoffs(dev.compounds, dev.gold, THREE, balanced=True)
+    assert cut == tune_cutoffs(copy.compounds, copy.gold, THREE, balanced=False)
+    assert cut != tune_cutoffs(dev.compounds, dev.gold, THREE, balanced=False)
+    assert tune_blend_weight(dev, cut, 5.0, balanced=True) == \
+        tune_blend_weight(copy, cut, 5.0, balanced=False)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -348,14 +448,42 @@ def test_stacker_round_trip(fitted, tmp_path):
     nlp.to_disk(tmp_path / "model")
     state = srsly.read_json(tmp_path / "model" / "senti_hybrid" / "hybrid.json")
     assert state["stacker"]["feature_names"][2:] == list(LEXICON_FEATURES)
+    # the label-mix options (defaults: balanced, no intercepts) are saved with it
+    assert state["fit_options"] == {"balanced": True, "intercept": False}
+    assert state["stacker"]["fit_intercept"] is False
+    assert state["stacker"]["class_weight"] == "balanced"
+    assert state["stacker"]["intercept"] == [0.0, 0.0]
     loaded = spacy.load(tmp_path / "model")
     after = [d._.sentiment_scores for d in loaded.pipe(texts)]
     for a, b in zip(before, after):
         assert a == pytest.approx(b, abs=1e-6)
+    again = loaded.get_pipe("senti_hybrid")
+    assert again.fit_options == {"balanced": True, "intercept": False}
+    assert again.stacker.fit_intercept is False and again.stacker.class_weight == "balanced"
     hybrid = nlp.get_pipe("senti_hybrid")
     fresh = SentiHybrid(nlp.vocab, labels=LABELS).from_bytes(hybrid.to_bytes())
     assert fresh.stacker.to_dict() == hybrid.stacker.to_dict()
+    assert fresh.fit_options == hybrid.fit_options
     assert (fresh.neg_cutoff, fresh.pos_cutoff) == (hybrid.neg_cutoff, hybrid.pos_cutoff)
+
+
+def test_stackers_saved_before_the_label_mix_options_still_load():
+    """A stacker dict from before ``fit_intercept`` / ``class_weight`` existed (fitted with
+    intercepts, unweighted) loads as such and predicts exactly as before."""
+    data = synthetic(120, lexicon_signal=True)
+    X = data.matrix()
+    fitted = fit_stacker(X, data.gold, THREE, C=0.5, balanced=False, intercept=True)
+    old = {k: v for k, v in fitted.to_dict().items() if k not in ("fit_intercept",
+                                                                   "class_weight")}
+    loaded = Stacker.from_dict(old)
+    assert loaded.fit_intercept is True and loaded.class_weight is None
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+    hybrid = SentiHybrid(spacy.blank("en").vocab, labels=THREE)
+    hybrid._set_state({"stacker": old, "neg_cutoff": -0.1, "pos_cutoff": 0.1,
+                       "blend_weight": 0.7, "selection": None})
+    assert hybrid.fit_options is None and hybrid.stacker.to_dict()["fit_intercept"] is True
+    with pytest.raises(ConfigError, match="class_weight"):
+        Stacker.from_dict({**old, "class_weight": "inverse"})
 
 
 def test_auto_choice_is_saved_and_loaded(trained, dev_docs, tmp_path):
@@ -364,6 +492,8 @@ def test_auto_choice_is_saved_and_loaded(trained, dev_docs, tmp_path):
     hybrid = nlp.get_pipe("senti_hybrid")
     assert result.selection["chosen"] == result.mode == hybrid.mode
     assert hybrid.selection == result.selection and hybrid.selection["folds"] == 2
+    assert result.selection["metric"] == "balanced_macro_f1"
+    assert result.selection["options"] == {"balanced": True, "intercept": False}
     texts = [t for t, _ in DEV_ROWS]
     before = [d._.sentiment_scores for d in nlp.pipe(texts)]
     nlp.to_disk(tmp_path / "model")
@@ -412,8 +542,9 @@ def test_fit_hybrid_cli(tiny_pipeline, saved_model, tmp_path):
     state = srsly.read_json(out / "senti_hybrid" / "hybrid.json")
     chosen = state["selection"]["chosen"]
     assert chosen in ("model", "blend", "stacker")
-    for word in ("--mode auto: 2-fold CV on DEV", "model", "blend", "stacker",
-                 f"chosen: {chosen}", "model-only", "lexicon-only", f"hybrid ({chosen}"):
+    for word in ("--mode auto: 2-fold CV on DEV", "metric: class-balanced macro-F1", "model",
+                 "blend", "stacker", f"chosen: {chosen}", "model-only", "lexicon-only",
+                 f"hybrid ({chosen}"):
         assert word in result.output
     assert spacy.load(out).get_pipe("senti_hybrid").mode == chosen
 
@@ -424,10 +555,21 @@ def test_fit_hybrid_cli(tiny_pipeline, saved_model, tmp_path):
     for word in ("model-only", "lexicon-only", "hybrid (stacker", "regularised toward"):
         assert word in result.output
     assert "--mode auto" not in result.output
+    assert "(balanced, no intercepts)" in result.output
     loaded = spacy.load(out)
     assert loaded.pipe_names == ["transformer", "senti_textcat", "senti_lexicon", "senti_hybrid"]
     assert loaded.get_pipe("senti_hybrid").stacker is not None
     assert loaded("great fun")._.sentiment in LABELS
+
+    out = tmp_path / "stacker_prior"  # the previous fit: unweighted, with intercepts
+    result = CliRunner().invoke(app, ["fit-hybrid", str(model), str(dev), "--output", str(out),
+                                      "--no-progress", "--mode", "stacker", "--no-balanced",
+                                      "--intercept"])
+    assert result.exit_code == 0, result.output
+    assert "(unweighted, with intercepts)" in result.output
+    hybrid = spacy.load(out).get_pipe("senti_hybrid")
+    assert hybrid.fit_options == {"balanced": False, "intercept": True}
+    assert hybrid.stacker.fit_intercept is True and hybrid.stacker.class_weight is None
 
     lex_out = tmp_path / "lexicon"
     result = CliRunner().invoke(app, ["fit-hybrid", str(model), str(dev), "-o", str(lex_out),

@@ -33,6 +33,12 @@ def fit_hybrid_command(
                                  "unless the better one wins by more than this many standard "
                                  "errors of the paired fold differences (0: plain best)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the fold split."),
+    balanced: bool = typer.Option(True, "--balanced/--no-balanced", help="Fit and choose as "
+                                  "if every DEV label were equally frequent (each doc weighted "
+                                  "1/its label's count), so DEV's label mix is not learnt."),
+    intercept: bool = typer.Option(False, "--intercept/--no-intercept", help="Let the stacker "
+                                   "learn a per-class bias (off: its change to the model "
+                                   "depends on the features only, not on DEV's label mix)."),
     domain: str | None = typer.Option(None, "--domain", help="Domain lexicon (e.g. finance) "
                                       "for a senti_lexicon added by this command."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="tqdm progress bar."),
@@ -42,9 +48,10 @@ def fit_hybrid_command(
     Adds senti_lexicon and senti_hybrid when missing and tunes the lexicon cut-offs on DEV.
     --mode auto (default) cross-validates model-only, blend and stacker on DEV (same folds,
     macro-F1) and installs the simplest one within one standard error of the best, so the
-    hybrid falls back to the model when the lexicon does not help. Prints every candidate's CV
-    score, then DEV accuracy/macro-F1 of model-only, lexicon-only and the installed hybrid (the
-    last in-sample).
+    hybrid falls back to the model when the lexicon does not help. By default everything is
+    fitted class-balanced and the stacker has no intercepts, so DEV's label mix (often not the
+    deployment's) is not learnt. Prints every candidate's CV score, then DEV accuracy/macro-F1
+    of model-only, lexicon-only and the installed hybrid (the last in-sample).
 
     Example: spacy-senti fit-hybrid training/model-best corpus/dev.spacy -o training/hybrid
     """
@@ -71,7 +78,8 @@ def fit_hybrid_command(
             return tqdm(items, total=total, desc="scoring DEV", leave=False)
     result = fit_hybrid(nlp, docs, mode=mode, head=head, blend_weight=blend_weight,
                         lexicon_config={"domain": domain} if domain else None, progress=bar,
-                        folds=folds, tie_se=tie_se, seed=seed)
+                        folds=folds, tie_se=tie_se, seed=seed, balanced=balanced,
+                        intercept=intercept)
     output.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(output)
     _print(result, output)
@@ -86,8 +94,11 @@ def _print(result, output: Path) -> None:
             folds = " ".join(fmt(v) for v in cand["folds"])
             rows.append((name + (" (chosen)" if name == selection["chosen"] else ""),
                          fmt(cand["mean"]), fmt(cand["se_vs_best"]), folds))
-        console.print(table(f"--mode auto: {selection['folds']}-fold CV on DEV, macro-F1",
+        metric = {"balanced_macro_f1": "class-balanced macro-F1 (each doc weighted 1/its "
+                  "label's count)"}.get(selection.get("metric", ""), "macro-F1")
+        console.print(table(f"--mode auto: {selection['folds']}-fold CV on DEV",
                             ("candidate", "mean", "SE vs best", "per fold"), rows))
+        console.print(f"metric: {metric}")
         console.print(f"chosen: {selection['chosen']} ({selection['rule']})")
     notes = {"hybrid": f"hybrid ({result.mode}, in-sample)"}
     rows = [(notes.get(source, f"{source}-only"), fmt(scores["acc"]), fmt(scores["macro_f1"]))
@@ -98,9 +109,12 @@ def _print(result, output: Path) -> None:
         console.print(f"lexicon cut-offs: neg <= {result.cutoffs[0]:+.2f}, "
                       f"pos >= {result.cutoffs[1]:+.2f}")
     if result.stacker is not None:
+        stacker = result.stacker
+        how = ", ".join([("balanced" if stacker.class_weight == "balanced" else "unweighted"),
+                         ("with" if stacker.fit_intercept else "no") + " intercepts"])
         console.print(f"stacker: logistic regression regularised toward the model, "
-                      f"C={result.stacker.C:g} (by CV log-loss), "
-                      f"{len(result.stacker.feature_names)} features")
+                      f"C={stacker.C:g} (by CV log-loss), "
+                      f"{len(stacker.feature_names)} features ({how})")
     if result.blend_weight is not None and result.mode == "blend":
         console.print(f"blend weight (model): {result.blend_weight:.2f}")
     console.print(f"Saved to {output}")

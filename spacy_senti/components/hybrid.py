@@ -8,7 +8,9 @@ Placed after ``senti_textcat`` (optional in ``lexicon`` mode) and ``senti_lexico
   fitted on dev data (``spacy-senti fit-hybrid``) and stored as JSON-able numbers (no pickle).
   ``fit-hybrid`` now fits it with the model's log-probabilities as a fixed offset (saved as
   ``offset``) and penalises only the deviation from them, so a strongly regularised stacker is
-  the model itself; stackers saved without an offset keep predicting as before.
+  the model itself; stackers saved without an offset keep predicting as before. By default
+  it is fitted without per-class intercepts and with class-balanced weights, so dev's label
+  mix is not learnt as a shift (``fit_intercept`` / ``class_weight`` record how).
   Falls back to ``blend`` with a warning while no stacker is fitted.
 * ``blend``: ``blend_weight * model + (1 - blend_weight) * lexicon`` probabilities.
 * ``lexicon``: zero-shot; the compound mapped to labels with the cut-offs ``neg_cutoff`` /
@@ -214,6 +216,10 @@ class Stacker:
     ``offset`` is set: the raw feature holding the model's log-probability of that class, so
     ``coef = 0, intercept = 0`` gives back the model); softmax over ``classes`` (one row of
     ``coef``: binary, ``sigmoid(z)`` is the probability of ``classes[1]``).
+
+    ``fit_intercept`` (False: ``intercept`` is all zeros) and ``class_weight`` (``"balanced"``
+    or None) record how it was fitted; prediction does not read them. Stackers saved before
+    they existed load as ``True`` / None, how those were fitted.
     """
 
     classes: list[str]
@@ -224,6 +230,8 @@ class Stacker:
     intercept: list[float]
     C: float = 1.0
     offset: list[int] | None = None
+    fit_intercept: bool = True
+    class_weight: str | None = None
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (n, n_classes), columns in ``classes`` order."""
@@ -249,13 +257,17 @@ class Stacker:
             "intercept": [float(v) for v in self.intercept],
             "C": float(self.C),
             "offset": None if self.offset is None else [int(i) for i in self.offset],
+            "fit_intercept": bool(self.fit_intercept),
+            "class_weight": self.class_weight,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Stacker:
         stacker = cls(**{k: data[k] for k in
                          ("classes", "feature_names", "mean", "scale", "coef", "intercept")},
-                      C=float(data.get("C", 1.0)), offset=data.get("offset"))
+                      C=float(data.get("C", 1.0)), offset=data.get("offset"),
+                      fit_intercept=bool(data.get("fit_intercept", True)),
+                      class_weight=data.get("class_weight"))
         n_feat = len(stacker.feature_names)
         rows = len(stacker.coef)
         if any(len(r) != n_feat for r in stacker.coef) or len(stacker.mean) != n_feat \
@@ -266,6 +278,9 @@ class Stacker:
             or any(not 0 <= int(i) < n_feat for i in stacker.offset)
         ):
             raise ConfigError("Corrupt senti_hybrid stacker: inconsistent offset.")
+        if stacker.class_weight not in (None, "balanced"):
+            raise ConfigError(
+                f"Corrupt senti_hybrid stacker: class_weight {stacker.class_weight!r}.")
         return stacker
 
 
@@ -307,6 +322,7 @@ class SentiHybrid(Pipe):
         self.sharpness = float(sharpness)
         self.stacker: Stacker | None = None
         self.selection: dict[str, Any] | None = None
+        self.fit_options: dict[str, Any] | None = None
         self._warned = False
         register_hybrid_extensions()
         register_head_extensions(HeadSpec(name=head, kind="exclusive"))
@@ -403,14 +419,18 @@ class SentiHybrid(Pipe):
         cutoffs: tuple[float, float] | None = None,
         blend_weight: float | None = None,
         selection: dict[str, Any] | None = None,
+        fit_options: dict[str, Any] | None = None,
     ) -> None:
         """Store fitted values (saved with the component).
 
         selection: the cross-validated choice of mode (``fit-hybrid --mode auto``): the
-        chosen mode, the metric, the folds and every candidate's fold scores.
+        chosen mode, the metric, the folds and every candidate's fold scores. fit_options:
+        how dev's label mix was handled (``{"balanced": bool, "intercept": bool}``).
         """
         if selection is not None:
             self.selection = dict(selection)
+        if fit_options is not None:
+            self.fit_options = dict(fit_options)
         if stacker is not None:
             self.stacker = stacker
         if cutoffs is not None:
@@ -428,6 +448,7 @@ class SentiHybrid(Pipe):
             "pos_cutoff": self.pos_cutoff,
             "blend_weight": self.blend_weight,
             "selection": self.selection,
+            "fit_options": self.fit_options,
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -437,6 +458,7 @@ class SentiHybrid(Pipe):
         self.pos_cutoff = float(state.get("pos_cutoff", self.pos_cutoff))
         self.blend_weight = float(state.get("blend_weight", self.blend_weight))
         self.selection = state.get("selection")
+        self.fit_options = state.get("fit_options")
 
     def initialize(self, get_examples=None, *, nlp: Language | None = None) -> None:
         """Nothing to initialise: fit with ``spacy-senti fit-hybrid``."""

@@ -3,11 +3,19 @@ and the cross-validated choice among model-only, blend and stacker (``mode="auto
 
 The stacker is a multinomial logistic regression whose logits are the model's log-probabilities
 (a fixed offset) plus a linear function of the standardised features; the L2 penalty covers
-every learnt weight, intercepts included, so it shrinks the stacker toward the model itself
-(at ``C -> 0`` the stacker returns the model's probabilities). scikit-learn's
-``LogisticRegression`` has no offset term and never penalises the intercept, so the fit is a
-small L-BFGS problem solved with ``scipy.optimize`` (analytic gradient, float64,
-deterministic).
+every learnt weight, so it shrinks the stacker toward the model itself (at ``C -> 0`` the
+stacker returns the model's probabilities). scikit-learn's ``LogisticRegression`` has no offset
+term and never penalises the intercept, so the fit is a small L-BFGS problem solved with
+``scipy.optimize`` (analytic gradient, float64, deterministic).
+
+Robustness to the dev set's label mix (on by default): a dev set's label frequencies are an
+accident of how it was sampled and rarely those of the data the pipeline will meet. With
+``balanced=True`` every fitted value treats dev as if each label were equally frequent: each
+doc weighs ``1 / (its label's frequency)`` in the stacker's loss, its standardisation and its
+choice of C, in the macro-F1 that tunes the lexicon cut-offs and the blend weight, and in the
+cross-validated choice of mode. With ``intercept=False`` the stacker has no per-class bias: its
+deviation from the model depends only on the features (centred on the balanced dev mean), so it
+cannot learn dev's prior as a constant shift.
 
 Used by ``spacy-senti fit-hybrid`` and the benches (``bench_lowdata``, ``bench_checklist``).
 scikit-learn and SciPy are imported here only, so inference never needs them.
@@ -51,6 +59,9 @@ DEFAULT_FOLDS = 5
 CUTOFF_GRID = tuple(round(x, 2) for x in np.arange(-0.95, 0.951, 0.05))
 WEIGHT_GRID = tuple(round(x, 2) for x in np.arange(0.0, 1.001, 0.05))
 VADER_CUTOFFS = (-0.05, 0.05)
+# Defaults of the label-mix options (see the module doc); the CLI flags follow them.
+BALANCED = True
+INTERCEPT = False
 
 
 @dataclass
@@ -89,7 +100,8 @@ class HybridFit:
     """Fitted values and dev scores (``hybrid`` is in-sample for the stacker and blend).
 
     ``mode`` is the mode installed (for ``auto``: the one chosen); ``selection`` holds the
-    cross-validation behind an ``auto`` choice (``Selection.to_dict()``), else None.
+    cross-validation behind an ``auto`` choice (``Selection.to_dict()``), else None;
+    ``options``: the label-mix options it was fitted with (``fit_options``).
     """
 
     mode: str
@@ -100,6 +112,7 @@ class HybridFit:
     stacker: Stacker | None
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     selection: dict[str, Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 # --- gold and pipeline checks ---------------------------------------------------------------------
@@ -213,14 +226,33 @@ def accuracy_macro_f1(gold: Sequence[str], pred: Sequence[str],
     return {"acc": float(np.mean(g == p)), "macro_f1": float(np.mean(f1s))}
 
 
-def _scores_codes(gold: np.ndarray, pred: np.ndarray, n_labels: int) -> tuple[float, float]:
-    """(macro-F1, accuracy) of integer-coded labels; the same numbers as accuracy_macro_f1."""
+def _scores_codes(gold: np.ndarray, pred: np.ndarray, n_labels: int,
+                  weights: np.ndarray | None = None) -> tuple[float, float]:
+    """(macro-F1, accuracy) of integer-coded labels, each doc counted ``weights`` times
+    (None: once; then the same numbers as accuracy_macro_f1)."""
+    w = np.ones(len(gold)) if weights is None else np.asarray(weights, dtype="float64")
     f1s = []
     for label in range(n_labels):
-        tp = float(np.sum((gold == label) & (pred == label)))
-        denom = float(np.sum(gold == label) + np.sum(pred == label))
+        tp = float(w[(gold == label) & (pred == label)].sum())
+        denom = float(w[gold == label].sum() + w[pred == label].sum())
         f1s.append(2 * tp / denom if denom else 0.0)
-    return float(np.mean(f1s)), float(np.mean(gold == pred))
+    total = float(w.sum())
+    return float(np.mean(f1s)), float(w[gold == pred].sum() / total) if total else 0.0
+
+
+def balanced_weights(codes: np.ndarray) -> np.ndarray:
+    """Per-doc weights ``n / (n_present_labels * count(label))``: every label present weighs the
+    same in total, and the weights average 1 (scikit-learn's ``class_weight="balanced"``)."""
+    codes = np.asarray(codes, dtype=int)
+    if not len(codes):
+        return np.ones(0)
+    present, counts = np.unique(codes, return_counts=True)
+    per_label = dict(zip(present.tolist(), (len(codes) / (len(present) * counts)).tolist()))
+    return np.asarray([per_label[c] for c in codes.tolist()], dtype="float64")
+
+
+def _weights(codes: np.ndarray, balanced: bool) -> np.ndarray | None:
+    return balanced_weights(codes) if balanced else None
 
 
 def argmax_labels(scores: Sequence[dict[str, float]]) -> list[str]:
@@ -233,11 +265,12 @@ def _codes(labels: Sequence[str], values: Sequence[str]) -> np.ndarray:
 
 
 # --- lexicon cut-offs and blend weight ---------------------------------------------------------
-def tune_cutoffs(compounds: Sequence[float], gold: Sequence[str],
-                 labels: Sequence[str]) -> tuple[float, float]:
+def tune_cutoffs(compounds: Sequence[float], gold: Sequence[str], labels: Sequence[str],
+                 balanced: bool = BALANCED) -> tuple[float, float]:
     """Cut-offs maximising dev macro-F1 (then accuracy, then closeness to VADER's ±0.05).
 
-    Binary label sets tune one cut (returned as ``(cut, cut)``).
+    Binary label sets tune one cut (returned as ``(cut, cut)``). balanced: score as if every
+    dev label were equally frequent (``balanced_weights``).
     """
     polar = polar_labels(labels)
     if polar is None:
@@ -245,6 +278,7 @@ def tune_cutoffs(compounds: Sequence[float], gold: Sequence[str],
     labels = list(labels)
     c = np.asarray(list(compounds), dtype="float64")
     g = _codes(labels, gold)
+    weights = _weights(g, balanced)
     code = {kind: labels.index(label) for kind, label in polar.items()}
     if "neutral" in polar:
         pairs = [(n, p) for n in CUTOFF_GRID for p in CUTOFF_GRID if n <= p]
@@ -258,7 +292,7 @@ def tune_cutoffs(compounds: Sequence[float], gold: Sequence[str],
         else:
             cut = (neg + pos) / 2
             pred = np.where(c >= cut, code["positive"], code["negative"])
-        f1, acc = _scores_codes(g, pred, len(labels)) if len(g) else (0.0, 0.0)
+        f1, acc = _scores_codes(g, pred, len(labels), weights) if len(g) else (0.0, 0.0)
         distance = abs(neg - VADER_CUTOFFS[0]) + abs(pos - VADER_CUTOFFS[1])
         key = (round(f1, 6), round(acc, 6), -distance)
         if best_key is None or key > best_key:
@@ -277,16 +311,18 @@ def _lexicon_matrix(data: HybridData, cutoffs: tuple[float, float],
     return np.asarray([[r[lab] for lab in data.labels] for r in rows], dtype="float64")
 
 
-def tune_blend_weight(data: HybridData, cutoffs: tuple[float, float],
-                      sharpness: float) -> float:
-    """Blend weight maximising dev macro-F1 (ties: the larger model weight)."""
+def tune_blend_weight(data: HybridData, cutoffs: tuple[float, float], sharpness: float,
+                      balanced: bool = BALANCED) -> float:
+    """Blend weight maximising dev macro-F1 (ties: the larger model weight); balanced: as in
+    ``tune_cutoffs``."""
     M = _model_matrix(data)
     L = _lexicon_matrix(data, cutoffs, sharpness)
     g = _codes(data.labels, data.gold)
+    weights = _weights(g, balanced)
     best_key, best_w = None, 1.0
     for w in WEIGHT_GRID:
         pred = np.argmax(w * M + (1 - w) * L, axis=1)
-        f1, acc = _scores_codes(g, pred, len(data.labels))
+        f1, acc = _scores_codes(g, pred, len(data.labels), weights)
         key = (round(f1, 6), round(acc, 6), w)
         if best_key is None or key > best_key:
             best_key, best_w = key, float(w)
@@ -295,34 +331,42 @@ def tune_blend_weight(data: HybridData, cutoffs: tuple[float, float],
 
 # --- the stacker, regularised toward the model ---------------------------------------------------
 def _fit_offset_logreg(Z: np.ndarray, offset: np.ndarray, Y: np.ndarray, C: float,
-                       start: np.ndarray | None = None) -> np.ndarray:
-    """Minimise ``sum log-loss + ||(W, b)||^2 / (2 C)`` for logits ``offset + Z W^T + b``.
+                       start: np.ndarray | None = None, weights: np.ndarray | None = None,
+                       intercept: bool = True) -> np.ndarray:
+    """Minimise ``sum_i w_i log-loss_i + ||(W, b)||^2 / (2 C)`` for logits
+    ``offset + Z W^T + b`` (``b`` fixed at 0 without ``intercept``; ``w_i`` = 1 without
+    ``weights``).
 
     Scaled by ``1 / (C n)`` for the optimiser (same minimiser). Starts at ``start`` (a
     neighbouring C's solution) or ``W = b = 0``, the model itself. Returns ``theta`` =
-    ``[W.ravel(), b]``.
+    ``[W.ravel(), b]`` (``b`` = 0 without intercept).
     """
     from scipy.optimize import minimize
 
     n, n_feat = Z.shape
     k = Y.shape[1]
     reg = 1.0 / (C * n)
+    w = np.ones((n, 1)) if weights is None else np.asarray(weights, "float64").reshape(n, 1)
+    size = k * n_feat
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        W = theta[: k * n_feat].reshape(k, n_feat)
-        b = theta[k * n_feat:]
-        logits = offset + Z @ W.T + b
+        W = theta[:size].reshape(k, n_feat)
+        logits = offset + Z @ W.T
+        if intercept:
+            logits = logits + theta[size:]
         logits = logits - logits.max(axis=1, keepdims=True)
         log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-        loss = -float((Y * log_p).sum()) / n + 0.5 * reg * float(theta @ theta)
-        G = (np.exp(log_p) - Y) / n
-        grad = np.concatenate([(G.T @ Z + reg * W).ravel(), G.sum(axis=0) + reg * b])
-        return loss, grad
+        loss = -float((w * Y * log_p).sum()) / n + 0.5 * reg * float(theta @ theta)
+        G = w * (np.exp(log_p) - Y) / n
+        grads = [(G.T @ Z + reg * W).ravel()]
+        if intercept:
+            grads.append(G.sum(axis=0) + reg * theta[size:])
+        return loss, np.concatenate(grads)
 
-    theta0 = np.zeros(k * (n_feat + 1)) if start is None else start
+    theta0 = np.zeros(size + (k if intercept else 0)) if start is None else start
     result = minimize(objective, theta0, jac=True, method="L-BFGS-B",
                       options={"maxiter": 5000, "gtol": 1e-9, "ftol": 1e-14})
-    return result.x
+    return result.x if intercept else np.concatenate([result.x, np.zeros(k)])
 
 
 def _one_blas_thread():
@@ -333,14 +377,16 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _log_loss(probs: np.ndarray, y: np.ndarray) -> float:
-    return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).sum())
+def _log_loss(probs: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
+    losses = -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None))
+    return float(losses.sum() if weights is None else (weights * losses).sum())
 
 
 def choose_C(X: np.ndarray, y: Sequence[str], labels: Sequence[str], folds: int = DEFAULT_FOLDS,
-             seed: int = 0) -> float:
-    """The C of ``C_GRID`` with the lowest K-fold (stratified) held-out log-loss; ties: the
-    smaller C (closer to the model). 1.0 when a label has too few docs for two folds."""
+             seed: int = 0, balanced: bool = BALANCED, intercept: bool = INTERCEPT) -> float:
+    """The C of ``C_GRID`` with the lowest K-fold (stratified) held-out log-loss (balanced:
+    each held-out doc weighted by ``balanced_weights`` of its fold); ties: the smaller C
+    (closer to the model). 1.0 when a label has too few docs for two folds."""
     from sklearn.model_selection import StratifiedKFold
 
     y = np.asarray(list(y))
@@ -352,9 +398,11 @@ def choose_C(X: np.ndarray, y: Sequence[str], labels: Sequence[str], folds: int 
     losses = np.zeros(len(C_GRID))
     for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(X, y):
         theta = None
+        held = _weights(codes[test], balanced)
         for j, C in enumerate(C_GRID):  # ascending: warm-start from the stronger penalty
-            stacker, theta = _fit_stacker_at(X[train], y[train], labels, C, theta)
-            losses[j] += _log_loss(stacker.predict_proba(X[test]), codes[test])
+            stacker, theta = _fit_stacker_at(X[train], y[train], labels, C, theta, balanced,
+                                             intercept)
+            losses[j] += _log_loss(stacker.predict_proba(X[test]), codes[test], held)
     best = 0
     for j in range(1, len(C_GRID)):
         if losses[j] < losses[best] - 1e-9:
@@ -363,15 +411,20 @@ def choose_C(X: np.ndarray, y: Sequence[str], labels: Sequence[str], folds: int 
 
 
 def _fit_stacker_at(X: np.ndarray, y: np.ndarray, labels: Sequence[str], C: float,
-                    start: np.ndarray | None = None) -> tuple[Stacker, np.ndarray]:
+                    start: np.ndarray | None = None, balanced: bool = BALANCED,
+                    intercept: bool = INTERCEPT) -> tuple[Stacker, np.ndarray]:
     labels = list(labels)
-    mean = X.mean(axis=0)
-    scale = X.std(axis=0)
+    k = len(labels)
+    codes = _codes(labels, y)
+    weights = _weights(codes, balanced)
+    mean = np.average(X, axis=0, weights=weights)
+    scale = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=weights))
     scale[scale < 1e-8] = 1.0
     Z = (X - mean) / scale
-    k = len(labels)
-    Y = np.eye(k)[_codes(labels, y)]
-    theta = _fit_offset_logreg(Z, X[:, :k], Y, C, start)
+    Y = np.eye(k)[codes]
+    if start is not None and not intercept:
+        start = start[: k * Z.shape[1]]
+    theta = _fit_offset_logreg(Z, X[:, :k], Y, C, start, weights, intercept)
     W, b = theta[: k * Z.shape[1]].reshape(k, Z.shape[1]), theta[k * Z.shape[1]:]
     stacker = Stacker(
         classes=labels,
@@ -382,17 +435,22 @@ def _fit_stacker_at(X: np.ndarray, y: np.ndarray, labels: Sequence[str], C: floa
         intercept=b.tolist(),
         C=float(C),
         offset=list(range(k)),
+        fit_intercept=bool(intercept),
+        class_weight="balanced" if balanced else None,
     )
     return stacker, theta
 
 
 def fit_stacker(X: np.ndarray, y: Sequence[str], labels: Sequence[str], seed: int = 0,
-                C: float | None = None, folds: int = DEFAULT_FOLDS) -> Stacker:
+                C: float | None = None, folds: int = DEFAULT_FOLDS, balanced: bool = BALANCED,
+                intercept: bool = INTERCEPT) -> Stacker:
     """The stacker regularised toward the model (see the module doc); C by CV log-loss.
 
     X: ``feature_vector`` rows (the first ``len(labels)`` columns are the model's
     log-probabilities in ``labels`` order). C: fixed strength (None: ``choose_C``). Classes are
     all of ``labels``, also those absent from ``y`` (their deviation stays penalised).
+    balanced: weigh each doc by ``balanced_weights`` (loss, standardisation, choice of C);
+    intercept: learn a per-class bias (off: the deviation depends on the features only).
     """
     X = np.asarray(X, dtype="float64")
     y = np.asarray([str(v) for v in y])
@@ -412,8 +470,8 @@ def fit_stacker(X: np.ndarray, y: Sequence[str], labels: Sequence[str], seed: in
         raise ConfigError(f"The stacker's C must be positive, got {C}.")
     with _one_blas_thread():
         if C is None:
-            C = choose_C(X, y, labels, folds, seed)
-        return _fit_stacker_at(X, y, labels, float(C))[0]
+            C = choose_C(X, y, labels, folds, seed, balanced, intercept)
+        return _fit_stacker_at(X, y, labels, float(C), None, balanced, intercept)[0]
 
 
 # --- cross-validated choice of mode ------------------------------------------------------------
@@ -421,7 +479,8 @@ def fit_stacker(X: np.ndarray, y: Sequence[str], labels: Sequence[str], seed: in
 class Selection:
     """K-fold cross-validation on dev of each candidate mode (same folds for all).
 
-    ``fold_scores[mode]``: macro-F1 on each held-out fold, every fitted value (cut-offs, blend
+    ``fold_scores[mode]``: macro-F1 on each held-out fold (``metric`` ``balanced_macro_f1``:
+    each doc weighted by ``balanced_weights`` of its fold), every fitted value (cut-offs, blend
     weight, stacker and its C) refitted on the other folds. ``chosen``: the simplest candidate
     (model < blend < stacker) whose mean is within ``tie_se`` standard errors of the best mean,
     the standard error being that of the paired per-fold differences to the best.
@@ -434,6 +493,7 @@ class Selection:
     fold_scores: dict[str, list[float]]
     stacker_C: list[float] = field(default_factory=list)
     metric: str = "macro_f1"
+    options: dict[str, Any] = field(default_factory=dict)
 
     def mean(self, mode: str) -> float:
         return float(np.mean(self.fold_scores[mode]))
@@ -466,6 +526,7 @@ class Selection:
                 for mode, scores in self.fold_scores.items()
             },
             "stacker_C": [float(c) for c in self.stacker_C],
+            **({"options": dict(self.options)} if self.options else {}),
         }
 
 
@@ -492,7 +553,8 @@ def check_folds(gold: Sequence[str], folds: int) -> None:
 
 def _score_fold(data: HybridData, X: np.ndarray, gold: np.ndarray, train: np.ndarray,
                 test: np.ndarray, candidates: Sequence[str], scores: dict[str, list[float]],
-                stacker_C: list[float], seed: int, folds: int, sharpness: float) -> None:
+                stacker_C: list[float], seed: int, folds: int, sharpness: float,
+                balanced: bool, intercept: bool) -> None:
     """Fit every candidate on ``train``, append its macro-F1 on ``test`` to ``scores``."""
     fit_part, held = data.subset(train), data.subset(test)
     g = _codes(data.labels, held.gold)
@@ -500,25 +562,30 @@ def _score_fold(data: HybridData, X: np.ndarray, gold: np.ndarray, train: np.nda
         if mode == "model":
             pred = np.argmax(_model_matrix(held), axis=1)
         elif mode == "blend":
-            cutoffs = tune_cutoffs(fit_part.compounds, fit_part.gold, data.labels)
-            w = tune_blend_weight(fit_part, cutoffs, sharpness)
+            cutoffs = tune_cutoffs(fit_part.compounds, fit_part.gold, data.labels, balanced)
+            w = tune_blend_weight(fit_part, cutoffs, sharpness, balanced)
             mixed = w * _model_matrix(held) + (1 - w) * _lexicon_matrix(held, cutoffs,
                                                                         sharpness)
             pred = np.argmax(mixed, axis=1)
         else:
-            stacker = fit_stacker(X[train], gold[train], data.labels, seed, folds=folds)
+            stacker = fit_stacker(X[train], gold[train], data.labels, seed, folds=folds,
+                                  balanced=balanced, intercept=intercept)
             stacker_C.append(stacker.C)
             pred = np.argmax(stacker.predict_proba(X[test]), axis=1)
-        scores[mode].append(_scores_codes(g, pred, len(data.labels))[0])
+        scores[mode].append(_scores_codes(g, pred, len(data.labels), _weights(g, balanced))[0])
 
 
 def select_mode(data: HybridData, folds: int = DEFAULT_FOLDS, seed: int = 0,
-                sharpness: float = 5.0, tie_se: float = 1.0) -> Selection:
+                sharpness: float = 5.0, tie_se: float = 1.0, balanced: bool = BALANCED,
+                intercept: bool = INTERCEPT) -> Selection:
     """Cross-validate model-only, blend (polar labels only) and the stacker on ``data``.
 
     The metric is macro-F1, what the reports rank by and what the hybrid is meant to improve;
     log-loss would also reward re-calibration that changes no decision and would judge the
-    blend by the made-up sharpness of its lexicon probabilities. Ties are settled by the
+    blend by the made-up sharpness of its lexicon probabilities. balanced (default): macro-F1
+    with each held-out doc weighted by ``balanced_weights``, i.e. the macro-F1 on a fold whose
+    labels were equally frequent, so dev's label mix does not decide the choice (the candidates
+    are fitted with the same ``balanced`` and ``intercept``). Ties are settled by the
     one-standard-error rule on paired fold differences (``Selection``).
     """
     from sklearn.model_selection import StratifiedKFold
@@ -538,8 +605,10 @@ def select_mode(data: HybridData, folds: int = DEFAULT_FOLDS, seed: int = 0,
     with _one_blas_thread():
         for train, test in splitter.split(X, gold):
             _score_fold(data, X, gold, train, test, candidates, scores, stacker_C, seed, folds,
-                        sharpness)
-    selection = Selection("model", folds, seed, float(tie_se), scores, stacker_C)
+                        sharpness, balanced, intercept)
+    selection = Selection("model", folds, seed, float(tie_se), scores, stacker_C,
+                          metric="balanced_macro_f1" if balanced else "macro_f1",
+                          options=fit_options(balanced, intercept))
     best = selection.best
     for mode in candidates:  # simplest first
         gap = selection.mean(best) - selection.mean(mode)
@@ -550,6 +619,11 @@ def select_mode(data: HybridData, folds: int = DEFAULT_FOLDS, seed: int = 0,
 
 
 # --- fitting ---------------------------------------------------------------------------------
+def fit_options(balanced: bool = BALANCED, intercept: bool = INTERCEPT) -> dict[str, Any]:
+    """The label-mix options as saved with a fitted senti_hybrid."""
+    return {"balanced": bool(balanced), "intercept": bool(intercept)}
+
+
 def fit_on_data(
     data: HybridData,
     mode: str = "auto",
@@ -558,11 +632,14 @@ def fit_on_data(
     seed: int = 0,
     folds: int = DEFAULT_FOLDS,
     tie_se: float = 1.0,
+    balanced: bool = BALANCED,
+    intercept: bool = INTERCEPT,
 ) -> HybridFit:
     """Fit cut-offs (always, when the labels are polar), then the mode's values.
 
     mode: ``auto`` (choose model / blend / stacker by ``folds``-fold CV on ``data``, see
-    ``select_mode``), ``model``, ``stacker``, ``blend`` or ``lexicon``.
+    ``select_mode``), ``model``, ``stacker``, ``blend`` or ``lexicon``. balanced / intercept:
+    robustness to dev's label mix (module doc).
     """
     if mode not in FIT_MODES:
         raise ConfigError(f"Unknown mode {mode!r}: use one of {', '.join(FIT_MODES)}.")
@@ -584,16 +661,18 @@ def fit_on_data(
         )
     selection = None
     if mode == "auto":
-        found = select_mode(data, folds, seed, sharpness, tie_se)
+        found = select_mode(data, folds, seed, sharpness, tie_se, balanced, intercept)
         mode, selection = found.chosen, found.to_dict()
-    cutoffs = tune_cutoffs(data.compounds, data.gold, data.labels) if polar else None
-    stacker = fit_stacker(data.matrix(), data.gold, data.labels, seed, folds=folds) \
-        if mode == "stacker" else None
+    cutoffs = tune_cutoffs(data.compounds, data.gold, data.labels, balanced) if polar else None
+    stacker = None
+    if mode == "stacker":
+        stacker = fit_stacker(data.matrix(), data.gold, data.labels, seed, folds=folds,
+                              balanced=balanced, intercept=intercept)
     weight = blend_weight
     if mode == "blend" and weight is None:
-        weight = tune_blend_weight(data, cutoffs or VADER_CUTOFFS, sharpness)
+        weight = tune_blend_weight(data, cutoffs or VADER_CUTOFFS, sharpness, balanced)
     result = HybridFit(mode, list(data.labels), len(data.gold), cutoffs, weight, stacker,
-                       selection=selection)
+                       selection=selection, options=fit_options(balanced, intercept))
     result.scores = score_sources(data, result, sharpness)
     return result
 
@@ -653,7 +732,8 @@ def install_hybrid(nlp: Language, result: HybridFit, head: str = "sentiment",
         config["blend_weight"] = result.blend_weight
     hybrid = nlp.add_pipe("senti_hybrid", name=name, config=config, last=True)
     hybrid.set_fitted(stacker=result.stacker, cutoffs=cutoffs,
-                      blend_weight=result.blend_weight, selection=result.selection)
+                      blend_weight=result.blend_weight, selection=result.selection,
+                      fit_options=result.options or None)
     return hybrid
 
 
@@ -670,11 +750,14 @@ def fit_hybrid(
     folds: int = DEFAULT_FOLDS,
     tie_se: float = 1.0,
     seed: int = 0,
+    balanced: bool = BALANCED,
+    intercept: bool = INTERCEPT,
 ) -> HybridFit:
     """Add senti_lexicon if missing, fit on gold ``docs`` and install a fitted senti_hybrid.
 
     mode ``auto`` (default) installs whichever of model-only / blend / stacker scores best in
-    ``folds``-fold cross-validation on ``docs`` (see ``select_mode``).
+    ``folds``-fold cross-validation on ``docs`` (see ``select_mode``). balanced / intercept:
+    robustness to dev's label mix (module doc).
     """
     if mode not in FIT_MODES:
         raise ConfigError(f"Unknown mode {mode!r}: use one of {', '.join(FIT_MODES)}.")
@@ -688,7 +771,7 @@ def fit_hybrid(
     ensure_lexicon(nlp, lexicon_config)
     data = collect(nlp, docs, head, batch_size=batch_size, progress=progress)
     result = fit_on_data(data, mode, blend_weight, sharpness, seed=seed, folds=folds,
-                         tie_se=tie_se)
+                         tie_se=tie_se, balanced=balanced, intercept=intercept)
     install_hybrid(nlp, result, head, sharpness)
     return result
 
@@ -700,6 +783,7 @@ __all__ = [
     "HybridData",
     "Selection",
     "accuracy_macro_f1",
+    "balanced_weights",
     "check_folds",
     "choose_C",
     "collect",
@@ -707,6 +791,7 @@ __all__ = [
     "hybrid_textcat",
     "fit_hybrid",
     "fit_on_data",
+    "fit_options",
     "fit_stacker",
     "gold_labels",
     "install_hybrid",
