@@ -426,7 +426,7 @@ def pairs_per_size(spec: str, sizes: list[int]) -> dict[int, int]:
     return {n: table[n] for n in sizes}
 
 
-def merge_runs(paths: list[Path], out: Path) -> None:
+def merge_runs(paths: list[Path], out: Path, extra_notes: list[str] = ()) -> None:
     """One report from several runs' json files: their runs side by side (a (dataset, N,
     seed) run twice is an error), each part's header and settings listed."""
     parts = [json.loads(p.read_text()) for p in paths]
@@ -451,7 +451,7 @@ def merge_runs(paths: list[Path], out: Path) -> None:
         top += [f"### {shown(path)}", "", *part["header"],
                 f"- Settings: {part['settings']}",
                 f"- Run time: {part['wall'] / 60:.1f} min wall", ""]
-    notes = sorted({note for part in parts for note in part["notes"]})
+    notes = sorted({note for part in parts for note in part["notes"]}) + list(extra_notes)
     settings = "; ".join(f"{shown(p)}: {part['settings']}" for p, part in zip(paths, parts))
     wall = sum(part["wall"] for part in parts)
     write_report(out, top, settings, results, methods, wall, notes)
@@ -485,6 +485,8 @@ def main() -> None:
                         help="re-render the report from a run's fewshot.json (no training)")
     parser.add_argument("--merge", type=Path, nargs="+", default=None,
                         help="write one report (--out) from several runs' json files")
+    parser.add_argument("--note", action="append", default=[],
+                        help="with --merge: a line added to the report's notes")
     args = parser.parse_args()
     methods = [m for m in args.methods.split(",") if m]
     unknown = set(methods) - set(METHODS)
@@ -492,7 +494,7 @@ def main() -> None:
         raise SystemExit(f"unknown methods {sorted(unknown)}; use {', '.join(METHODS)}")
     json_path = args.out.with_suffix(".json")
     if args.merge:
-        merge_runs(args.merge, args.out)
+        merge_runs(args.merge, args.out, args.note)
         print(f"wrote {args.out}")
         return
     if args.from_json:

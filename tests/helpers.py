@@ -17,6 +17,8 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from thinc.api import Config
 
+from spacy_senti.training.update import train_step
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -177,7 +179,7 @@ def train(nlp: Language, examples: list[Example], n_iter: int = 60, lr: float = 
         batch = list(examples)
         rng.shuffle(batch)
         losses: dict[str, float] = {}
-        nlp.update(batch, sgd=optimizer, losses=losses)
+        train_step(nlp, batch, optimizer, losses=losses)
         history.append(losses["senti_textcat"])
     return history
 
@@ -235,7 +237,7 @@ def build_aspects_pipeline(backbone: Path, path: Path, with_textcat: bool = True
     for _ in range(n_iter):
         batch = list(examples)
         rng.shuffle(batch)
-        nlp.update(batch, sgd=optimizer)
+        train_step(nlp, batch, optimizer)
     for doc, (_, spans, _) in zip(nlp.pipe([r[0] for r in ASPECT_ROWS]), ASPECT_ROWS):
         found = [(s.start, s.end, s.label_) for s in doc.spans["aspects"]]
         assert found == spans, (doc.text, found, spans)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import spacy
 from helpers import CONFIGS, write_docbin
-from thinc.api import Config
+from thinc.api import Adam, Config
 from typer.testing import CliRunner
 
 from spacy_senti.cli import app
@@ -85,3 +85,51 @@ def test_distill_rejects_missing_files(tmp_path):
     res = CliRunner().invoke(app, ["distill", str(tmp_path / "t"), str(CONFIGS / "cpu_fast.cfg"),
                                    str(tmp_path / "none.spacy")])
     assert res.exit_code == 1 and "not found" in res.output
+
+
+def _transformer_weights(nlp) -> dict[str, np.ndarray]:
+    torch_model = nlp.get_pipe("transformer").model.transformer
+    return {k: v.detach().numpy().copy() for k, v in torch_model.state_dict().items()}
+
+
+@pytest.mark.parametrize("step", ["train_step", "nlp.update"])
+def test_one_step_moves_the_shared_transformer(tiny_bert, step):
+    """spaCy's nlp.update(sgd=...) finishes the transformer before its listeners backprop
+    (explosion/spaCy#12136): one step leaves it untouched. train_step (used by
+    distill.fit) moves it in the same step, as spacy train does."""
+    from helpers import load_config, make_examples, nlp_from_config
+
+    from spacy_senti.training.update import train_step
+
+    nlp = nlp_from_config(load_config("sentiment", tiny_bert))
+    rows = [("i loved it", {"sentiment/positive": 1.0, "sentiment/negative": 0.0}),
+            ("i hated it", {"sentiment/positive": 0.0, "sentiment/negative": 1.0})]
+    examples = make_examples(nlp, rows)
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(1e-3)  # the config's warm-up schedule starts at rate 0
+    before = _transformer_weights(nlp)
+    if step == "train_step":
+        train_step(nlp, examples, optimizer)
+    else:
+        nlp.update(examples, sgd=optimizer)
+    after = _transformer_weights(nlp)
+    moved = max(float(np.abs(after[k] - before[k]).max()) for k in before)
+    assert (moved > 0) == (step == "train_step")
+
+
+def test_distill_fit_without_teacher_trains_the_transformer(tiny_bert):
+    """fit() on hard labels with a transformer student: one epoch of one batch moves it."""
+    from helpers import load_config, make_examples, nlp_from_config
+
+    from spacy_senti.training.distill import fit
+
+    nlp = nlp_from_config(load_config("sentiment", tiny_bert))
+    rows = [("i loved it", {"sentiment/positive": 1.0, "sentiment/negative": 0.0}),
+            ("i hated it", {"sentiment/positive": 0.0, "sentiment/negative": 1.0})]
+    examples = make_examples(nlp, rows)
+    nlp.initialize(lambda: examples)
+    before = _transformer_weights(nlp)
+    fit(nlp, examples, epochs=1, batch_size=8, progress=False, initialize=False,
+        optimizer=Adam(1e-3))
+    after = _transformer_weights(nlp)
+    assert max(float(np.abs(after[k] - before[k]).max()) for k in before) > 0

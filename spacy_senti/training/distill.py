@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, InputError
 from ..heads import Head
+from .update import train_step
 
 COMPONENT = "senti_textcat"
 
@@ -153,7 +154,7 @@ def fit(
         for batch in minibatch(order, batch_size):
             if soft is None:
                 losses: dict[str, float] = {}
-                nlp.update([examples[i] for i in batch], sgd=optimizer, drop=dropout,
+                train_step(nlp, [examples[i] for i in batch], optimizer, drop=dropout,
                            losses=losses)
                 epoch_loss += losses.get(component, 0.0)
             else:
