@@ -281,9 +281,10 @@ def fit_logistic_head(pipeline_dir: str | Path, texts: Sequence[str],
     """Refit ``head``'s rows of the output layer with scikit-learn's LogisticRegression on
     the pooled vectors of the training docs (SetFit's head), and save the pipeline again.
 
-    SetFit fits the regression on unit-length sentence embeddings with ``C``; our head sees
-    the unnormalised pooled vector, so the penalty is rescaled by the mean squared norm
-    (``C / r**2``), which is the same fit when the norms are about equal. Only single-label
+    SetFit fits the regression on unit-length sentence embeddings with ``C``. With
+    ``normalize = true`` (configs/fewshot.cfg) the pooled vectors are unit-length too, so this
+    is SetFit's fit exactly; for a model without it the penalty is rescaled by the mean squared
+    norm (``C / r**2``), the same fit when the norms are about equal. Only single-label
     heads (softmax): for binary heads the first class keeps a zero row (softmax of
     ``[0, w.x + b]`` is the logistic). Returns what was fitted.
     """
