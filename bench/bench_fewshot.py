@@ -9,11 +9,13 @@ sample (seed s draws a different sample; samples are nested: N=8 ⊂ N=16 ⊂ N=
 * **setfit**: the setfit library's ``SetFitModel`` with the same all-MiniLM-L6-v2 body
   (contrastive body fine-tuning with ``num_iterations`` = R, then its logistic-regression head);
 * **fewshot**: ``spacy_senti.training.fewshot.run_fewshot`` (what ``spacy-senti fewshot``
-  runs) with ``configs/fewshot.cfg`` and R pairs per example; its last model is scored.
+  runs) with ``configs/fewshot.cfg``, R pairs per example and ``--stage2 auto``: the frozen
+  encoder with SetFit's head, or end-to-end fine-tuning from the tuned encoder, whichever
+  scores better on dev; its ``model-best`` is scored, and each candidate too.
 
 The dev set is another N docs per class, disjoint from every training sample: plain uses it
-to pick the epoch and the hybrid to fit its stacker; fewshot and setfit do not use it
-(fewshot's ``model-last`` is scored), so they see only the N training labels per class.
+to pick the epoch, the hybrid to fit its stacker and fewshot to choose its stage 2; setfit
+does not use it.
 Scores: macro-F1 on the test split (SST-2: the official dev set), mean ± std over seeds.
 Datasets: SST-2 (2 classes), CARER (6), Financial PhraseBank AllAgree (3, the converter's
 stratified 80/10/10 split, seed 0), TweetEval emotion (4). Writes bench/results/fewshot.md,
@@ -24,6 +26,7 @@ fewshot.png and fewshot.json (every run, for ``--from-json``).
         [--test-size 0] [--pairs-per-example 20 | 8:20,16:10,64:5] [--threads 2]
         [--work /tmp/fewshot] [--out bench/results/fewshot.md]
     .venv/bin/python bench/bench_fewshot.py --merge a.json b.json ...  # one report of several
+    ... --reuse-encoders --reuse earlier.json  # stage 1 and setfit of an earlier run kept
 
 The full grid (4 datasets x 3 sizes x 5 seeds) takes hours on 2 CPU cores, so it can run in
 parts (say one N per run, each with its own ``--out``) that ``--merge`` puts in one report;
@@ -43,7 +46,7 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -66,7 +69,11 @@ import spacy_senti.components.textcat  # noqa: E402,F401
 from spacy_senti.backbone import resolve_backbone  # noqa: E402
 from spacy_senti.data.convert import ConvertOptions, cats_for, convert  # noqa: E402
 from spacy_senti.data.split import stratified_sample  # noqa: E402
-from spacy_senti.training.fewshot import ContrastiveSettings, run_fewshot  # noqa: E402
+from spacy_senti.training.fewshot import (  # noqa: E402
+    ContrastiveSettings,
+    end_to_end_epochs,
+    run_fewshot,
+)
 from spacy_senti.training.hybrid import (  # noqa: E402
     accuracy_macro_f1,
     collect,
@@ -176,8 +183,9 @@ def timed(method, *args) -> dict:
 
 
 def plain_epochs(n_docs: int) -> int:
-    """More passes over fewer docs (bench_lowdata: 50 rows -> 20 epochs, 200 -> 8)."""
-    return 20 if n_docs <= 100 else 8 if n_docs <= 400 else 4
+    """More passes over fewer docs (bench_lowdata: 50 rows -> 20 epochs, 200 -> 8); the
+    end-to-end stage 2 of fewshot uses the same rule."""
+    return end_to_end_epochs(n_docs)
 
 
 def run_plain_hybrid(ds: Dataset, train: list, dev: list, test_docs: list, run_dir: Path,
@@ -200,25 +208,62 @@ def run_plain_hybrid(ds: Dataset, train: list, dev: list, test_docs: list, run_d
             "hybrid": {"macro_f1": scores["hybrid"]["macro_f1"], "seconds": seconds}}
 
 
+def test_macro_f1(pipeline: Path, test_docs: list) -> float:
+    nlp = spacy.load(pipeline)
+    labels = list(nlp.get_pipe("senti_textcat").get_head(HEAD).labels)
+    gold = [max(d.cats, key=d.cats.get).split("/", 1)[1] for d in test_docs]
+    pred = [doc._.sentiment for doc in nlp.pipe((d.text for d in test_docs), batch_size=64)]
+    return macro_f1(gold, pred, labels)
+
+
+STAGE1_FILE = "stage1.json"  # the stage-1 summary, kept beside the encoder for reuse
+
+
+def earlier_stage1(out: Path, settings: ContrastiveSettings) -> dict | None:
+    """The stage-1 summary of an earlier run in ``out`` with the same stage-1 settings (its
+    encoder is reused by ``--reuse-encoders``), else None."""
+    if not (out / "encoder" / "config.json").exists():
+        return None
+    for name in (STAGE1_FILE, "fewshot.json"):
+        if (out / name).exists():
+            old = json.loads((out / name).read_text())
+            if old["settings"] == asdict(settings) and not old["stage1"].get("reused"):
+                return old["stage1"]
+    return None
+
+
 def run_fewshot_method(ds: Dataset, train: list, dev: list, test_docs: list, run_dir: Path,
-                       seed: int, pairs: int) -> dict:
-    """``spacy-senti fewshot configs/fewshot.cfg`` in-process; model-last scored on test."""
+                       seed: int, pairs: int, reuse_encoder: bool = False) -> dict:
+    """``spacy-senti fewshot configs/fewshot.cfg`` in-process (``--stage2 auto``, the
+    default: frozen encoder + SetFit's head, or end-to-end fine-tuning from the tuned
+    encoder, whichever scores better on dev); its ``model-best`` scored on test, and each
+    candidate too."""
     blank = spacy.blank("en")
     train_path = docbin(train, ds.head, run_dir / "train.spacy", blank)
     dev_path = docbin(dev, ds.head, run_dir / "dev.spacy", blank)
     settings = ContrastiveSettings(pairs_per_example=pairs, seed=seed)
+    out = run_dir / "fewshot"
+    old = earlier_stage1(out, settings) if reuse_encoder else None
     start = time.perf_counter()
-    summary = run_fewshot(FEWSHOT_CONFIG, train_path, dev_path, run_dir / "fewshot",
-                          settings=settings, progress=False)
+    summary = run_fewshot(FEWSHOT_CONFIG, train_path, dev_path, out, settings=settings,
+                          progress=False, stage2="auto",
+                          encoder=out / "encoder" if old else None)
     seconds = time.perf_counter() - start
-    nlp = spacy.load(run_dir / "fewshot" / "model-last")
-    labels = list(nlp.get_pipe("senti_textcat").get_head(HEAD).labels)
-    gold = [max(d.cats, key=d.cats.get).split("/", 1)[1] for d in test_docs]
-    pred = [doc._.sentiment for doc in nlp.pipe((d.text for d in test_docs), batch_size=64)]
-    return {"fewshot": {"macro_f1": macro_f1(gold, pred, labels), "seconds": seconds,
-                        "stage1_seconds": summary["stage1"]["seconds"],
-                        "stage2_seconds": summary["stage2"]["seconds"],
-                        "pairs": summary["stage1"]["pairs"]}}
+    stage1 = old or summary["stage1"]
+    (out / STAGE1_FILE).write_text(json.dumps({"settings": summary["settings"],
+                                               "stage1": stage1}, indent=1))
+    s2 = summary["stage2"]
+    candidates = {name: {"macro_f1": test_macro_f1(out / "candidates" / name / "model-best",
+                                                   test_docs),
+                         "dev_score": info["dev_score"], "seconds": info["seconds"]}
+                  for name, info in s2["candidates"].items()}
+    result = {"macro_f1": test_macro_f1(out / "model-best", test_docs),
+              "seconds": seconds + (old["seconds"] if old else 0.0),
+              "stage1_seconds": stage1["seconds"], "stage2_seconds": s2["seconds"],
+              "pairs": stage1["pairs"], "chosen": s2["chosen"], "candidates": candidates}
+    if old:
+        result["stage1_reused"] = True
+    return {"fewshot": result}
 
 
 def setfit_available() -> str | None:
@@ -284,6 +329,24 @@ def gap(runs: list[dict], a: str, b: str) -> str:
     if not pairs:
         return "–"
     return f"{100 * np.mean([x - y for x, y in pairs]):+.1f}"
+
+
+def stage2_table(results: dict) -> list[str]:
+    """fewshot's two stage-2 candidates on test, and how often dev chose end-to-end."""
+    lines = ["| dataset | N / class | seeds | frozen + SetFit head | end-to-end | chosen on dev "
+             "(fewshot) | end-to-end chosen |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for key, per_n in results.items():
+        for n, runs in sorted(per_n.items(), key=lambda kv: int(kv[0])):
+            runs = [r for r in runs if "candidates" in r.get("fewshot", {})]
+            if not runs:
+                continue
+            parts = {name: [{"c": r["fewshot"]["candidates"][name]} for r in runs]
+                     for name in ("frozen", "end-to-end")}
+            chosen = sum(r["fewshot"]["chosen"] == "end-to-end" for r in runs)
+            lines.append(f"| {TITLES[key]} | {n} | {len(runs)} | {cell(parts['frozen'], 'c')} "
+                         f"| {cell(parts['end-to-end'], 'c')} | {cell(runs, 'fewshot')} | "
+                         f"{chosen} / {len(runs)} |")
+    return lines if len(lines) > 2 else []
 
 
 def time_table(results: dict, methods: list[str]) -> list[str]:
@@ -389,12 +452,15 @@ def write_report(out: Path, top: list[str], args_line: str, results: dict, metho
         f"- Settings: {args_line}",
         "- Same samples for every method: N training docs per class drawn per seed (nested "
         "over N); dev = another N per class, used by plain (best epoch) and the hybrid "
-        "(stacker); fewshot scores its `model-last` and setfit has no selection, so neither "
-        "uses dev labels. Plain: `configs/sentiment.cfg`, batch 16, LR 1e-4 warmup-linear, "
-        "20 / 8 / 4 epochs for ≤ 100 / ≤ 400 / more docs. Fewshot: `configs/fewshot.cfg` "
-        "(stage 2 runs `spacy train` over the frozen stage-1 encoder, 300 steps, with "
-        "unit-length pooled features; then `--head-fit logistic`, the default, refits the "
-        "head as SetFit's: scikit-learn logistic regression, C = 1). setfit: "
+        "(stacker), fewshot to choose its stage 2 (`--stage2 auto`); setfit has no "
+        "selection. Plain: `configs/sentiment.cfg`, batch 16, LR 1e-4 warmup-linear, "
+        "20 / 8 / 4 epochs for ≤ 100 / ≤ 400 / more docs. Fewshot: `configs/fewshot.cfg`, "
+        "stage 2 `auto` (the CLI's default) trains two candidates from the stage-1 encoder "
+        "and keeps the one with the better dev macro-F1 (ties: frozen): *frozen* (`spacy "
+        "train` over the frozen encoder, 300 steps, unit-length pooled features, then "
+        "`--head-fit logistic`, the default, refits the head as SetFit's: scikit-learn "
+        "logistic regression, C = 1) and *end-to-end* (plain's recipe above from the "
+        "tuned encoder); `model-best` is scored. setfit: "
         "SetFitModel + logistic regression, batch 16, 1 epoch, body LR 2e-5 (its defaults) "
         "and num_iterations = R, the pairs budget fewshot uses (R per N in the settings).",
         *[f"- {note}" for note in notes],
@@ -406,6 +472,8 @@ def write_report(out: Path, top: list[str], args_line: str, results: dict, metho
         "",
         f"![few-label curves]({png.name})",
         "",
+        *(["## fewshot's stage 2: the two candidates on test (macro-F1 %, mean ± std)", "",
+           *stage2_table(results), ""] if stage2_table(results) else []),
         "## Time per run (s, mean over seeds: wall (CPU of the process, all threads); fewshot: "
         "both stages, then each stage's wall time; hybrid includes plain's training)",
         "",
@@ -485,6 +553,13 @@ def main() -> None:
                         help="re-render the report from a run's fewshot.json (no training)")
     parser.add_argument("--merge", type=Path, nargs="+", default=None,
                         help="write one report (--out) from several runs' json files")
+    parser.add_argument("--reuse-encoders", action="store_true",
+                        help="train fewshot's stage 2 from the stage-1 encoder an earlier run "
+                        "left in --work (same sample, seed and stage-1 settings)")
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="an earlier run's json: --reuse-methods' results for the same "
+                        "(dataset, N, seed, sample size) are copied from it, not rerun")
+    parser.add_argument("--reuse-methods", default="setfit")
     parser.add_argument("--note", action="append", default=[],
                         help="with --merge: a line added to the report's notes")
     args = parser.parse_args()
@@ -523,6 +598,19 @@ def main() -> None:
                 f"R = {', '.join(f'{r} at N = {n}' for n, r in pairs_r.items())} pairs per "
                 "example; test size "
                 f"{args.test_size or 'whole split'}")
+    reused_runs: dict[tuple, dict] = {}
+    reuse_methods = [m for m in args.reuse_methods.split(",") if m]
+    if args.reuse:
+        earlier = json.loads(args.reuse.read_text())
+        reused_runs = {(key, n, run["seed"]): run for key, per_n in earlier["results"].items()
+                       for n, runs in per_n.items() for run in runs}
+        notes.append(f"{', '.join(reuse_methods)} results copied from {shown(args.reuse)} "
+                     "(same samples and seeds), not rerun.")
+    if args.reuse_encoders:
+        notes.append("fewshot's stage 1 reused from the encoders an earlier run left in "
+                     "--work (same samples, seeds and stage-1 settings): its wall time in "
+                     "the tables is that run's stage 1 plus this run's stage 2; CPU seconds "
+                     "are this run's only.")
     results: dict[str, dict[str, list]] = {}
     started = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -545,16 +633,20 @@ def main() -> None:
                 if "plain" in methods or "hybrid" in methods:
                     run.update(timed(run_plain_hybrid, ds, trains[n], devs[n], test_docs,
                                      run_dir, seed))
-                if "setfit" in methods:
+                earlier = reused_runs.get((key, str(n), seed))
+                if earlier is not None and earlier["n_train"] == run["n_train"]:
+                    run.update({m: earlier[m] for m in reuse_methods if m in earlier})
+                if "setfit" in methods and "setfit" not in run:
                     run.update(timed(run_setfit, ds, trains[n], test_docs, run_dir, seed,
                                      pairs_r[n]))
                 if "fewshot" in methods:
                     run.update(timed(run_fewshot_method, ds, trains[n], devs[n], test_docs,
-                                     run_dir, seed, pairs_r[n]))
+                                     run_dir, seed, pairs_r[n], args.reuse_encoders))
                 results[key][str(n)].append(run)
                 tqdm.write(f"{key} N={n} seed={seed}: " + json.dumps(
-                    {m: {k: round(v, 4) for k, v in r.items()} for m, r in run.items()
-                     if isinstance(r, dict)}))
+                    {m: {k: round(v, 4) if isinstance(v, float) else v
+                         for k, v in r.items() if k != "candidates"}
+                     for m, r in run.items() if isinstance(r, dict)}))
                 wall = time.perf_counter() - started
                 write_report(args.out, top, settings, results, methods, wall, notes)
                 json_path.write_text(json.dumps(

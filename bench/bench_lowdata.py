@@ -117,10 +117,11 @@ def gold_docs(examples, head, nlp):
 
 
 # --- training --------------------------------------------------------------------------------
-def train_model(train_path: Path, dev_path: Path, n: int, epochs: int):
-    """Train senti_textcat in-process with spaCy's training loop (``train_while_improving``);
-    evaluates on dev once per epoch and returns the best epoch's pipeline (kept in memory,
-    no checkpoints written) and timing."""
+def train_model(train_path: Path, dev_path: Path, n: int, epochs: int,
+                backbone: str = "default"):
+    """Train senti_textcat in-process with spaCy's training loop (``train_while_improving``)
+    from ``backbone``; evaluates on dev once per epoch and returns the best epoch's pipeline
+    (kept in memory, no checkpoints written) and timing."""
     from spacy.training.initialize import init_nlp
     from spacy.training.loop import (
         create_evaluation_callback,
@@ -135,7 +136,7 @@ def train_model(train_path: Path, dev_path: Path, n: int, epochs: int):
     overrides = {
         "paths.train": str(train_path),
         "paths.dev": str(dev_path),
-        "paths.backbone": "default",
+        "paths.backbone": backbone,
         "system.seed": SEED,
         "training.max_epochs": epochs,
         "training.max_steps": 0,

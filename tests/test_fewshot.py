@@ -17,8 +17,13 @@ from spacy.cli import app as spacy_app
 from typer.testing import CliRunner
 
 from spacy_senti.cli import app
-from spacy_senti.errors import InputError
-from spacy_senti.training.fewshot import ContrastiveSettings, run_fewshot
+from spacy_senti.errors import ConfigError, InputError
+from spacy_senti.training.fewshot import (
+    ContrastiveSettings,
+    end_to_end_overrides,
+    pick_on_dev,
+    run_fewshot,
+)
 from spacy_senti.training.pairs import jaccard, label_sets, make_pairs
 
 pytest.importorskip("sentence_transformers")
@@ -97,7 +102,7 @@ def fewshot_run(tiny_bert, tmp_path_factory) -> Path:
     result = CliRunner().invoke(app, [
         "fewshot", str(CONFIGS / "fewshot.cfg"), str(train), "--dev", str(train),
         "--output", str(out), "--pairs-per-example", "4", "--learn-rate", "1e-3",
-        "--seed", "0", "--paths.backbone", str(tiny_bert),
+        "--seed", "0", "--stage2", "frozen", "--paths.backbone", str(tiny_bert),
         *STAGE2])
     assert result.exit_code == 0, result.output
     assert "contrastive" in result.output and "model-best" in result.output
@@ -271,3 +276,97 @@ def test_default_head_fit_keeps_the_trained_head_of_a_multilabel_head(tmp_path, 
     summary = _run(tmp_path, rows, tiny_bert, config=tmp_path / "emotion_fewshot.cfg")
     assert summary["stage1"]["head"] == "emotion"
     assert summary["stage2"]["head_fit"] == "trained" and "logistic" not in summary["stage2"]
+
+
+# --- stage 2: frozen, end to end, or chosen on dev ------------------------------------------
+def _transformer_state(path: Path) -> dict:
+    return spacy.load(path).get_pipe("transformer").model.transformer.state_dict()
+
+
+def test_end_to_end_overrides_unfreeze_configs_fewshot():
+    """configs/fewshot.cfg with the end-to-end overrides trains the transformer, without the
+    frozen-initialisation callback or unit-length features, one dev score per pass."""
+    config = spacy.util.load_config(CONFIGS / "fewshot.cfg", interpolate=False)
+    got = end_to_end_overrides(config, n_docs=40, learn_rate=1e-4)
+    assert got["training.frozen_components"] == [] == got["training.annotating_components"]
+    assert got["initialize.before_init"] is None
+    assert got["components.senti_textcat.model.normalize"] is False
+    assert got["training.max_epochs"] == 20 and got["training.max_steps"] == 0
+    assert got["training.eval_frequency"] == 3  # 40 docs in batches of 16
+    assert got["training.optimizer.learn_rate.total_steps"] == 60
+    assert got["training.optimizer.learn_rate.initial_rate"] == 1e-4
+    assert end_to_end_overrides(config, n_docs=500, learn_rate=1e-4)["training.max_epochs"] == 4
+    resolved = spacy.util.load_config(CONFIGS / "fewshot.cfg", overrides=got)
+    assert resolved["training"]["frozen_components"] == []
+
+
+def test_auto_stage2_keeps_the_candidate_with_the_better_dev_score(tmp_path, tiny_bert):
+    rows = [(text, sentiment_cats(label)) for text, label in SENTIMENT_ROWS]
+    summary = _run(tmp_path, rows, tiny_bert, stage2="auto")
+    s2 = summary["stage2"]
+    runs = s2["candidates"]
+    assert s2["mode"] == "auto" and set(runs) == {"frozen", "end-to-end"}
+    difference = runs["end-to-end"]["dev_score"] - runs["frozen"]["dev_score"]
+    assert s2["difference"] == pytest.approx(difference)
+    best = "end-to-end" if difference > s2["standard_error"] else "frozen"
+    assert s2["chosen"] == best and s2["dev_docs"] == len(SENTIMENT_ROWS)
+    assert runs["frozen"]["head_fit"] == "logistic"
+    assert runs["end-to-end"]["head_fit"] == "trained"
+    candidates = tmp_path / "out" / "candidates"
+    from transformers import AutoModel
+
+    encoder = AutoModel.from_pretrained(tmp_path / "out" / "encoder").state_dict()
+    frozen = _transformer_state(candidates / "frozen" / "model-best")
+    tuned = _transformer_state(candidates / "end-to-end" / "model-best")
+    key = "encoder.layer.0.attention.self.query.weight"
+    assert np.allclose(frozen[key].numpy(), encoder[key].numpy(), atol=1e-6)
+    assert not np.allclose(tuned[key].numpy(), encoder[key].numpy(), atol=1e-6)
+    texts = [text for text, _ in SENTIMENT_ROWS]
+    kept = [d.cats for d in spacy.load(tmp_path / "out" / "model-best").pipe(texts)]
+    chosen = [d.cats for d in spacy.load(candidates / best / "model-best").pipe(texts)]
+    for a, b in zip(kept, chosen):
+        assert a == pytest.approx(b, abs=1e-6)
+
+
+def _accuracy(flags) -> float:
+    return float(np.mean(flags))
+
+
+@pytest.mark.parametrize("n, frozen_right, tuned_right, shift, chosen", [
+    (20, 10, 12, 8, "frozen"),  # +10 points on 20 docs, right on other docs: noise
+    (20, 10, 12, 0, "end-to-end"),  # +10 points, right on every doc frozen gets right too
+    (400, 200, 300, 100, "end-to-end"),  # +25 points on 400 docs: far beyond one SE
+    (400, 300, 300, 50, "frozen"),  # a tie keeps SetFit's recipe
+    (400, 300, 240, 0, "frozen"),
+])
+def test_pick_on_dev_needs_more_than_one_standard_error(n, frozen_right, tuned_right, shift,
+                                                        chosen):
+    """Paired over the same dev docs: the tuned candidate is right on docs
+    shift .. shift + tuned_right, frozen on the first frozen_right."""
+    frozen = [1] * frozen_right + [0] * (n - frozen_right)
+    tuned = [0] * shift + [1] * tuned_right + [0] * (n - shift - tuned_right)
+    got = pick_on_dev(frozen, tuned, _accuracy, seed=0)
+    assert got["chosen"] == chosen
+    assert got["difference"] == pytest.approx((tuned_right - frozen_right) / n)
+    assert got["dev_docs"] == n and got["standard_error"] > 0
+
+
+def test_encoder_option_reuses_an_earlier_stage_1(fewshot_run, tmp_path, tiny_bert):
+    """--encoder skips stage 1 (no pairs, no new encoder/) and trains from the given one."""
+    rows = [(text, sentiment_cats(label)) for text, label in SENTIMENT_ROWS]
+    summary = _run(tmp_path, rows, tiny_bert, encoder=fewshot_run / "encoder")
+    assert summary["stage1"]["reused"] == str(fewshot_run / "encoder")
+    assert summary["stage1"]["pairs"] == 0
+    assert not (tmp_path / "out" / "encoder").exists()
+    nlp = spacy.load(tmp_path / "out" / "model-best")
+    assert nlp.config["paths"]["backbone"] == str((fewshot_run / "encoder").resolve())
+
+
+def test_bad_stage2_and_encoder_are_refused(tmp_path, tiny_bert):
+    rows = [(text, sentiment_cats(label)) for text, label in SENTIMENT_ROWS]
+    with pytest.raises(ConfigError, match="Unknown stage 2 'both'"):
+        _run(tmp_path, rows, tiny_bert, stage2="both")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="not a tuned encoder"):
+        _run(tmp_path, rows, tiny_bert, encoder=tmp_path / "empty")
+    assert not (tmp_path / "out").exists()

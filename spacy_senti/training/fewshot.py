@@ -214,12 +214,126 @@ def make_initialize_frozen(components: Sequence[str] = ("transformer",)) -> Call
     return initialize_frozen
 
 
+# --- stage 2 end to end ---------------------------------------------------------------------
+STAGE2_MODES = ("frozen", "end-to-end", "auto")
+CANDIDATES_DIR = "candidates"
+
+
+def end_to_end_epochs(n_docs: int) -> int:
+    """Passes over the labelled docs when stage 2 fine-tunes the encoder: more over fewer
+    docs (the plain fine-tuning recipe of bench/bench_lowdata.py: 20 / 8 / 4 epochs for at
+    most 100 / 400 / more docs)."""
+    return 20 if n_docs <= 100 else 8 if n_docs <= 400 else 4
+
+
+def end_to_end_overrides(config: Config, n_docs: int, learn_rate: float) -> dict[str, Any]:
+    """Overrides that turn a frozen-encoder stage-2 config (configs/fewshot.cfg) into plain
+    fine-tuning of the whole pipeline from the stage-1 encoder: the transformer trains, the
+    pooled features are not rescaled to unit length, ``learn_rate`` (warm-up over a tenth
+    of the steps, then linear decay) and :func:`end_to_end_epochs` passes, scored on dev
+    once per pass (``model-best`` is the best pass)."""
+    training = config["training"]
+    size = int((training.get("batcher") or {}).get("size") or 16)
+    per_epoch = max(1, math.ceil(n_docs / size))
+    epochs = end_to_end_epochs(n_docs)
+    total = per_epoch * epochs
+    overrides: dict[str, Any] = {
+        "training.frozen_components": [], "training.annotating_components": [],
+        "training.max_epochs": epochs, "training.max_steps": 0, "training.patience": 0,
+        "training.eval_frequency": per_epoch,
+        "training.optimizer.learn_rate.initial_rate": learn_rate,
+        "training.optimizer.learn_rate.warmup_steps": max(1, total // 10),
+        "training.optimizer.learn_rate.total_steps": total,
+    }
+    if (config.get("initialize") or {}).get("before_init") is not None:
+        overrides["initialize.before_init"] = None
+    for name, block in (config.get("components") or {}).items():
+        if block.get("factory") == FACTORY and "normalize" in (block.get("model") or {}):
+            overrides[f"components.{name}.model.normalize"] = False
+    return overrides
+
+
+def dev_predictions(pipeline_dir: Path, dev: str | Path) -> tuple[list, Any, dict]:
+    """The pipeline's predictions on DEV as examples, its scorer and score weights."""
+    import spacy
+    from spacy.scorer import Scorer
+    from spacy.training import Corpus, Example
+
+    nlp = spacy.load(pipeline_dir)
+    gold = list(Corpus(dev)(nlp))
+    docs = nlp.pipe(eg.predicted for eg in gold)
+    examples = [Example(doc, eg.reference) for doc, eg in zip(docs, gold, strict=True)]
+    return examples, Scorer(nlp), dict(nlp.config["training"]["score_weights"])
+
+
+def weighted_score(scorer: Any, examples: Sequence, weights: dict) -> float:
+    """``spacy train``'s checkpoint score: ``training.score_weights`` over the scores."""
+    scores = scorer.score(examples)
+    return float(sum(float(scores.get(key) or 0.0) * w for key, w in weights.items() if w))
+
+
+def pick_on_dev(frozen: Sequence, tuned: Sequence, score: Callable[[Sequence], float], *,
+                seed: int = 0, resamples: int = 200) -> dict[str, Any]:
+    """Frozen or end-to-end by the one-standard-error rule: end-to-end (``tuned``) is kept
+    only when its dev score beats frozen's (SetFit's recipe, the default) by more than the
+    standard error of the difference, from ``resamples`` paired bootstrap draws of the dev
+    docs. ``frozen`` / ``tuned``: the two candidates' predictions on the same dev docs, in
+    order; ``score``: a list of them -> score. With a few labels per class, dev is a few
+    dozen docs and the difference mostly noise: the rule keeps the SetFit head there."""
+    if len(frozen) != len(tuned) or not frozen:
+        raise ValueError("pick_on_dev needs both candidates' predictions on the same dev docs")
+    scores = {"frozen": score(frozen), "end-to-end": score(tuned)}
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(resamples):
+        idx = rng.integers(0, len(frozen), len(frozen))
+        diffs.append(score([tuned[i] for i in idx]) - score([frozen[i] for i in idx]))
+    difference = scores["end-to-end"] - scores["frozen"]
+    se = float(np.std(diffs, ddof=1))
+    return {"dev_scores": scores, "difference": difference, "standard_error": se,
+            "dev_docs": len(frozen), "chosen": "end-to-end" if difference > se else "frozen"}
+
+
+def choose_stage2(root: Path, dev: str | Path, *, seed: int = 0) -> dict[str, Any]:
+    """:func:`pick_on_dev` over ``root/frozen/model-best`` and ``root/end-to-end/model-best``
+    on DEV, each scored as ``spacy train`` ranks checkpoints."""
+    frozen, scorer, weights = dev_predictions(root / "frozen" / "model-best", dev)
+    tuned, _, _ = dev_predictions(root / "end-to-end" / "model-best", dev)
+    return pick_on_dev(frozen, tuned, lambda egs: weighted_score(scorer, egs, weights),
+                       seed=seed)
+
+
+def _train_stage2(config_path: Path, out: Path, overrides: dict[str, Any], *, use_gpu: int,
+                  texts: Sequence[str], sets: Sequence[frozenset[str]], head: Head,
+                  head_fit: str, seed: int, frozen: bool) -> dict[str, Any]:
+    """``spacy train`` into ``out``; then SetFit's logistic head where asked and possible."""
+    from spacy.cli.train import train as spacy_train
+
+    start = time.perf_counter()
+    spacy_train(Path(config_path), out, use_gpu=use_gpu, overrides=overrides)
+    info: dict[str, Any] = {"head_fit": "trained"}
+    if head_fit == "logistic" and head.single_label:
+        last, best = out / "model-last", out / "model-best"
+        info["logistic"] = fit_logistic_head(last, texts, sets, head, seed=seed)
+        if best.exists():
+            if frozen:  # same frozen encoder, so the refit would give best the same head
+                shutil.rmtree(best)
+                shutil.copytree(last, best)
+            else:
+                fit_logistic_head(best, texts, sets, head, seed=seed)
+        info["head_fit"] = "logistic"
+    info["seconds"] = time.perf_counter() - start
+    return info
+
+
 # --- both stages -------------------------------------------------------------------------
 def run_fewshot(config_path: str | Path, train: str | Path, dev: str | Path,
                 output: str | Path, *, settings: ContrastiveSettings | None = None,
                 head: str | None = None, overrides: dict[str, Any] | None = None,
                 use_gpu: int = -1, progress: bool = True,
-                head_fit: str = "logistic") -> dict[str, Any]:
+                head_fit: str = "logistic", stage2: str = "frozen",
+                end_to_end_learn_rate: float = 1e-4,
+                encoder: str | Path | None = None) -> dict[str, Any]:
     """Stage 1 on TRAIN's labels, then ``spacy train`` CONFIG from the tuned encoder.
 
     Writes ``OUTPUT/encoder`` (stage 1), ``OUTPUT/model-best`` / ``model-last`` (stage 2)
@@ -228,11 +342,17 @@ def run_fewshot(config_path: str | Path, train: str | Path, dev: str | Path,
     :func:`fit_logistic_head`, SetFit's head; other heads keep the trained one) or
     ``"trained"`` (the head ``spacy train`` learnt). Over the unit-length features of
     ``configs/fewshot.cfg`` the logistic head is SetFit's exactly (bench_fewshot.py).
+    stage2: ``"frozen"`` (CONFIG as written: configs/fewshot.cfg trains only the heads),
+    ``"end-to-end"`` (CONFIG with :func:`end_to_end_overrides`: plain fine-tuning from the
+    tuned encoder, the trained head kept) or ``"auto"`` (both, in ``OUTPUT/candidates``;
+    :func:`choose_stage2` picks one on dev and it is copied to ``OUTPUT``). encoder: an
+    earlier stage 1's ``OUTPUT/encoder`` to train from instead of running stage 1 again.
     """
     if head_fit not in ("logistic", "trained"):
         raise ConfigError(f"Unknown head fit {head_fit!r}: use 'logistic' or 'trained'.")
+    if stage2 not in STAGE2_MODES:
+        raise ConfigError(f"Unknown stage 2 {stage2!r}: use {', '.join(STAGE2_MODES)}.")
     import spacy
-    from spacy.cli.train import train as spacy_train
 
     settings = settings or ContrastiveSettings()
     settings.check()
@@ -246,30 +366,53 @@ def run_fewshot(config_path: str | Path, train: str | Path, dev: str | Path,
                        single_label=chosen.single_label)
     backbone = str(config["paths"].get("backbone", "default"))
     out = Path(output)
-    encoder_dir = out / ENCODER_DIR
-    device = f"cuda:{use_gpu}" if use_gpu >= 0 else "cpu"
-    stage1 = tune_encoder(backbone, texts, pairs, encoder_dir, settings, device=device,
-                          progress=progress)
+    if encoder is None:
+        encoder_dir = out / ENCODER_DIR
+        device = f"cuda:{use_gpu}" if use_gpu >= 0 else "cpu"
+        stage1 = tune_encoder(backbone, texts, pairs, encoder_dir, settings, device=device,
+                              progress=progress)
+    else:
+        encoder_dir = Path(encoder)
+        if not (encoder_dir / "config.json").exists():
+            raise InputError(f"--encoder {encoder_dir}: not a tuned encoder (no config.json); "
+                             "pass the encoder/ folder an earlier `spacy-senti fewshot` wrote.")
+        stage1 = {"pairs": 0, "steps": 0, "first_loss": None, "last_loss": None,
+                  "seconds": 0.0, "reused": str(encoder_dir)}
     stage1.update(head=chosen.name, docs=len(texts), backbone=backbone)
 
+    base = {**overrides, "paths.train": str(train), "paths.dev": str(dev),
+            "paths.backbone": str(encoder_dir.resolve()), "system.seed": settings.seed}
+    e2e = {**base, **end_to_end_overrides(config, len(texts), end_to_end_learn_rate)}
+    common = {"use_gpu": use_gpu, "texts": texts, "sets": sets, "head": chosen,
+              "seed": settings.seed}
+    frozen = "transformer" in config["training"].get("frozen_components", [])
     start = time.perf_counter()
-    spacy_train(Path(config_path), out, use_gpu=use_gpu, overrides={
-        **overrides, "paths.train": str(train), "paths.dev": str(dev),
-        "paths.backbone": str(encoder_dir.resolve()), "system.seed": settings.seed})
-    stage2: dict[str, Any] = {"config": str(config_path), "head_fit": "trained"}
-    if head_fit == "logistic" and chosen.single_label:
-        last, best = out / "model-last", out / "model-best"
-        stage2["logistic"] = fit_logistic_head(last, texts, sets, chosen, seed=settings.seed)
-        if best.exists():
-            if "transformer" in config["training"].get("frozen_components", []):
-                # same frozen encoder, so the refit would give best the same head: copy it
-                shutil.rmtree(best)
-                shutil.copytree(last, best)
-            else:
-                fit_logistic_head(best, texts, sets, chosen, seed=settings.seed)
-        stage2["head_fit"] = "logistic"
-    stage2["seconds"] = time.perf_counter() - start
-    summary = {"settings": asdict(settings), "stage1": stage1, "stage2": stage2}
+    if stage2 == "auto":
+        root = out / CANDIDATES_DIR
+        runs = {"frozen": _train_stage2(config_path, root / "frozen", base, frozen=frozen,
+                                        head_fit=head_fit, **common),
+                "end-to-end": _train_stage2(config_path, root / "end-to-end", e2e,
+                                            frozen=False, head_fit="trained", **common)}
+        choice = choose_stage2(root, dev, seed=settings.seed)
+        for name, info in runs.items():
+            info["dev_score"] = choice["dev_scores"][name]
+        pick = choice["chosen"]
+        for folder in ("model-best", "model-last"):
+            if (out / folder).exists():
+                shutil.rmtree(out / folder)
+            shutil.copytree(root / pick / folder, out / folder)
+        stage2_info = {"mode": "auto", "chosen": pick, "candidates": runs,
+                       "difference": choice["difference"],
+                       "standard_error": choice["standard_error"],
+                       "dev_docs": choice["dev_docs"], "head_fit": runs[pick]["head_fit"]}
+    elif stage2 == "end-to-end":
+        stage2_info = {"mode": stage2, **_train_stage2(config_path, out, e2e, frozen=False,
+                                                       head_fit="trained", **common)}
+    else:
+        stage2_info = {"mode": stage2, **_train_stage2(config_path, out, base, frozen=frozen,
+                                                       head_fit=head_fit, **common)}
+    stage2_info.update(config=str(config_path), seconds=time.perf_counter() - start)
+    summary = {"settings": asdict(settings), "stage1": stage1, "stage2": stage2_info}
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf8")
     return summary
 
