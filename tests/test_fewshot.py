@@ -351,6 +351,21 @@ def test_pick_on_dev_needs_more_than_one_standard_error(n, frozen_right, tuned_r
     assert got["dev_docs"] == n and got["standard_error"] > 0
 
 
+def test_auto_stage2_compares_the_last_models_not_the_dev_selected_ones(fewshot_run, tmp_path):
+    """choose_stage2 scores each candidate's model-last: model-best was picked on the same
+    dev set, an optimistic score (bench_fewshot.py, N = 8: 3 picks of end-to-end in 20 runs,
+    2 of them much worse on test)."""
+    from spacy_senti.training.fewshot import choose_stage2
+
+    root = tmp_path / "candidates"
+    for name in ("frozen", "end-to-end"):
+        shutil.copytree(fewshot_run / "model-last", root / name / "model-last")
+    dev = fewshot_run.parent / "train.spacy"
+    got = choose_stage2(root, dev)
+    assert got["chosen"] == "frozen" and got["difference"] == 0.0
+    assert got["dev_docs"] == len(SENTIMENT_ROWS)
+
+
 def test_encoder_option_reuses_an_earlier_stage_1(fewshot_run, tmp_path, tiny_bert):
     """--encoder skips stage 1 (no pairs, no new encoder/) and trains from the given one."""
     rows = [(text, sentiment_cats(label)) for text, label in SENTIMENT_ROWS]
