@@ -631,12 +631,12 @@ def main() -> None:
                 run_dir.mkdir(parents=True, exist_ok=True)
                 run: dict = {"seed": seed, "n_train": len(trains[n]), "n_test": len(test),
                              "pairs_per_example": pairs_r[n]}
-                if "plain" in methods or "hybrid" in methods:
-                    run.update(timed(run_plain_hybrid, ds, trains[n], devs[n], test_docs,
-                                     run_dir, seed))
                 earlier = reused_runs.get((key, str(n), seed))
                 if earlier is not None and earlier["n_train"] == run["n_train"]:
                     run.update({m: earlier[m] for m in reuse_methods if m in earlier})
+                if {"plain", "hybrid"} & set(methods) - set(run):
+                    run.update(timed(run_plain_hybrid, ds, trains[n], devs[n], test_docs,
+                                     run_dir, seed))
                 if "setfit" in methods and "setfit" not in run:
                     run.update(timed(run_setfit, ds, trains[n], test_docs, run_dir, seed,
                                      pairs_r[n]))
