@@ -377,6 +377,19 @@ def test_encoder_option_reuses_an_earlier_stage_1(fewshot_run, tmp_path, tiny_be
     assert nlp.config["paths"]["backbone"] == str((fewshot_run / "encoder").resolve())
 
 
+def test_cli_reuse_names_the_reused_encoder(fewshot_run, tmp_path, tiny_bert):
+    rows = [(text, sentiment_cats(label)) for text, label in SENTIMENT_ROWS]
+    train = write_docbin(tmp_path / "train.spacy", rows)
+    result = CliRunner().invoke(app, [
+        "fewshot", str(CONFIGS / "fewshot.cfg"), str(train), "--dev", str(train),
+        "--output", str(tmp_path / "out"), "--stage2", "frozen",
+        "--encoder", str(fewshot_run / "encoder"), "--paths.backbone", str(tiny_bert),
+        *STAGE2])
+    assert result.exit_code == 0, result.output
+    assert f"tuned encoder in {fewshot_run / 'encoder'}" in " ".join(result.output.split())
+    assert not (tmp_path / "out" / "encoder").exists()
+
+
 def test_bad_stage2_and_encoder_are_refused(tmp_path, tiny_bert):
     rows = [(text, sentiment_cats(label)) for text, label in SENTIMENT_ROWS]
     with pytest.raises(ConfigError, match="Unknown stage 2 'both'"):

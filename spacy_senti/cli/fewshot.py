@@ -36,8 +36,9 @@ def fewshot_command(
     stage2: str = typer.Option("auto", "--stage2", help="'frozen': CONFIG as written "
                                "(configs/fewshot.cfg trains the heads over the frozen tuned "
                                "encoder, as SetFit); 'end-to-end': fine-tune the whole "
-                               "pipeline from the tuned encoder; 'auto': both, keep the one "
-                               "with the better dev score."),
+                               "pipeline from the tuned encoder; 'auto': both, keep "
+                               "end-to-end only when its last model beats frozen's on DEV "
+                               "by more than one standard error."),
     end_to_end_learn_rate: float = typer.Option(1e-4, "--end-to-end-learn-rate", min=0.0,
                                                 help="Peak learning rate of the end-to-end "
                                                 "stage 2."),
@@ -84,4 +85,4 @@ def fewshot_command(
                    f"docs: {fmt(s2['difference'])}; end-to-end needs more than one standard "
                    f"error, {fmt(s2['standard_error'])})")
     typer.echo(f"Pipeline saved to {Path(output) / 'model-best'} (and model-last); tuned "
-               f"encoder in {Path(output) / 'encoder'}")
+               f"encoder in {s1.get('reused') or Path(output) / 'encoder'}")
