@@ -815,13 +815,46 @@ def render_multitask(store: dict[str, Any]) -> list[str]:
     return lines
 
 
+def seed_scores(entry: dict[str, Any], label: str) -> dict[int, float]:
+    """``label``'s test score per seed of a stored run (a run stored before seeds were
+    recorded is its seed)."""
+    per_seed = entry.get("per_seed") or {
+        str(entry.get("seed", 0)): {"scores": entry["scores"]}}
+    return {int(seed): e["scores"][label] for seed, e in per_seed.items()
+            if e.get("scores", {}).get(label) is not None}
+
+
+def paired_effect(res: dict[str, Any], base: dict[str, Any], label: str) -> dict[str, Any]:
+    """An experiment against its baseline on the seeds both ran: each side's mean and
+    (population) std, and the per-seed differences in points."""
+    import statistics
+
+    r, b = seed_scores(res, label), seed_scores(base, label)
+    seeds = sorted(set(r) & set(b))
+    deltas = [100 * (r[s] - b[s]) for s in seeds]
+
+    def spread(values: list[float]) -> tuple[float, float | None]:
+        return (statistics.fmean(values),
+                statistics.pstdev(values) if len(values) > 1 else None)
+
+    return {"seeds": seeds, "base": spread([b[s] for s in seeds]),
+            "result": spread([r[s] for s in seeds]), "delta": spread(deltas)}
+
+
+def mean_std(value: float, std: float | None, scale: float = 100) -> str:
+    return f"{scale * value:.1f}" + ("" if std is None else f" ± {scale * std:.1f}")
+
+
 def render_levers(store: dict[str, Any]) -> str:
     lines = [
         "# Lever experiments (one change against the quality run of the same benchmark)",
         "",
-        "Command: `python bench/bench_quality.py <experiment>`; same data, seed, steps and "
-        "selection as the baseline row unless the change says otherwise. One seed each: "
-        "differences under ~1 point are within seed noise on these test-set sizes.",
+        "Command: `python bench/bench_quality.py <experiment>` (`--seed N` for one seed); same "
+        "data, steps and selection as the baseline row unless the change says otherwise. "
+        "Where a lever ran several seeds, the baseline ran the same seeds: baseline and result "
+        "are mean ± std over those seeds and the effect is the mean ± std of the per-seed "
+        "differences (seeds listed). A lever with one seed: differences under ~1 point are "
+        "within seed noise on these test-set sizes.",
         "",
         "| experiment | benchmark | what changed | predicted effect | baseline | result "
         "| measured effect | kept |",
@@ -832,37 +865,43 @@ def render_levers(store: dict[str, Any]) -> str:
             continue
         res, base = store.get(run_id), store.get(run.baseline)
         label = next(iter(BENCHMARKS[run.benchmark].metrics))
-        if res is None or base is None:
+        effect = paired_effect(res, base, label) if res and base else None
+        if not effect or not effect["seeds"]:
             lines.append(
                 f"| `{run_id}` | {run.benchmark} | {run.change} | {run.prediction} "
                 "| | not run | | |"
             )
             continue
-        b, r = base["scores"][label], res["scores"][label]
-        delta = 100 * (r - b)
+        seeds = effect["seeds"]
+        delta, delta_std = effect["delta"]
         kept = "yes" if delta >= 1.0 else "no"
         if run.untuned:  # the change removes a step: "no" keeps the step
             kept = "no (tuning stays)" if delta < 1.0 else "yes (drop tuning)"
-        others = ", ".join(
-            f"{k} {pct(base['scores'][k])}->{pct(v)}"
-            for k, v in res["scores"].items()
-            if k != label
-        )
+        if len(seeds) > 1:
+            others = ""
+        else:
+            others = " (" + ", ".join(
+                f"{k} {pct(base['scores'][k])}->{pct(v)}"
+                for k, v in res["scores"].items() if k != label) + ")"
+        seed_note = f"; seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else ""
+        sign = "+" if delta >= 0 else "-"
+        effect_text = f"{sign}{abs(delta):.1f}" + (
+            "" if delta_std is None else f" ± {delta_std:.1f}")
         lines.append(
             f"| `{run_id}` | {run.benchmark} | {run.change} | {run.prediction} | "
-            f"{label} {pct(b)} | {pct(r)} | {delta:+.1f} ({others}) | {kept} |"
+            f"{label} {mean_std(*effect['base'])} | {mean_std(*effect['result'])} | "
+            f"{effect_text}{others}{seed_note} | {kept} |"
         )
     lines += [
         "",
-        "Kept = at least +1.0 point on the benchmark's first metric.",
+        "Kept = at least +1.0 point on the benchmark's first metric (mean over seeds).",
         "",
         "Other levers: multi-task transfer is the multitask table in the quality section; "
         "hybrid rules + model is the lexicon table there; distillation was measured in "
         "`spacy-senti distill` (issue 7: student 0.698 vs teacher 0.680 accuracy, 4x docs/s, "
-        "small data). Not measured: layer-wise LR decay (Thinc applies one schedule to all "
-        "PyTorch parameters; it needs a custom optimizer), max length / striding (the "
-        "benchmark texts are sentences and tweets, shorter than the 128-token window), and "
-        "more epochs on the large sets (SST-2, GoEmotions ran 1-1.2 epochs on CPU).",
+        "small data); length-bucketed batches are in bench/results/speed_train.md. Not "
+        "measured: max length / striding (the benchmark texts are sentences and tweets, "
+        "shorter than the 128-token window).",
         "",
     ]
     return "\n".join(lines)

@@ -231,3 +231,21 @@ def test_quality_table_shows_mean_and_std_over_seeds(bq):
     table = bq.render_quality({"absa-terms-laptops": entry})
     row = next(line for line in table.splitlines() if "laptops terms | term F1" in line)
     assert "85.0 ± 5.0" in row and "mean of seeds 0, 1" in row and "| yes |" in row
+
+
+def test_levers_compare_mean_and_std_on_the_seeds_both_ran(bq):
+    def runs(values: dict[int, float]) -> dict:
+        entry = None
+        for seed, value in values.items():
+            entry = bq.merge_seed(entry, {**_result({"macro-F1": value, "accuracy": 0.8}),
+                                          "seed": seed})
+        return entry
+
+    store = {  # the baseline has a seed the lever lacks: it is left out of both sides
+        "tweeteval": runs({0: 0.70, 1: 0.74, 2: 0.72, 3: 0.90}),
+        "tweeteval-ema": runs({0: 0.71, 1: 0.76, 2: 0.72}),
+    }
+    row = next(line for line in bq.render_levers(store).splitlines()
+               if line.startswith("| `tweeteval-ema`"))
+    # baseline 72.0 +/- 1.6 (seeds 0-2 only), result 73.0 +/- 2.2, differences +1, +2, 0
+    assert "| macro-F1 72.0 ± 1.6 | 73.0 ± 2.2 | +1.0 ± 0.8; seeds 0, 1, 2 | yes |" in row
