@@ -222,6 +222,7 @@ class Run:
     prediction: str = ""
     untuned: bool = False  # evaluate the baseline's model without threshold tuning
     seeds: tuple[int, ...] = (0,)  # several: the table shows mean +/- std over them
+    metric: str = ""  # the metric a lever is judged on ("": the benchmark's first)
 
 
 RUNS: dict[str, Run] = {
@@ -324,6 +325,19 @@ RUNS: dict[str, Run] = {
         untuned=True,
         change="per-label thresholds tuned on dev -> one fixed 0.5 (same model)",
         prediction="macro-F1 down 5-10 points: rare labels rarely pass 0.5",
+    ),
+    "absa-select-polarity": Run(
+        "SemEval-2014 restaurants",
+        steps=600,
+        baseline="absa",
+        overrides=("--training.score_weights.senti_macro_f", "0.0",
+                   "--training.score_weights.senti_aspect_detect_micro_f", "0.0",
+                   "--training.score_weights.senti_aspect_acc", "1.0"),
+        change="best checkpoint chosen on dev polarity accuracy (senti_aspect_acc) instead of "
+               "0.5 macro-F1 + 0.25 detection + 0.25 polarity (same training run)",
+        prediction="polarity +0 to +1: it only picks among the 5 evaluated checkpoints, and "
+                   "polarity and detection mostly peak together",
+        metric="polarity accuracy",
     ),
     "absa-balanced": Run(
         "SemEval-2014 restaurants",
@@ -864,7 +878,7 @@ def render_levers(store: dict[str, Any]) -> str:
         if not run.baseline:
             continue
         res, base = store.get(run_id), store.get(run.baseline)
-        label = next(iter(BENCHMARKS[run.benchmark].metrics))
+        label = run.metric or next(iter(BENCHMARKS[run.benchmark].metrics))
         effect = paired_effect(res, base, label) if res and base else None
         if not effect or not effect["seeds"]:
             lines.append(
@@ -894,7 +908,8 @@ def render_levers(store: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Kept = at least +1.0 point on the benchmark's first metric (mean over seeds).",
+        "Kept = at least +1.0 point (mean over seeds) on the metric named in the baseline column: "
+        "the benchmark's first, or the one the lever targets.",
         "",
         "Other levers: multi-task transfer is the multitask table in the quality section; "
         "hybrid rules + model is the lexicon table there; distillation was measured in "

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from spacy import util
 from spacy.cli._util import parse_config_overrides
+from spacy.util import registry
+
+import spacy_senti  # noqa: F401  (registers the optimizers the levers swap in)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,6 +39,7 @@ def test_runs_reference_known_benchmarks_and_baselines(bq):
 
 
 @pytest.mark.parametrize("run_id", ["sst2", "goemotions", "multitask", "tweeteval-focal",
+                                    "absa-select-polarity", "tweeteval-llrd", "tweeteval-ema",
                                     "absa-terms-restaurants"])
 def test_train_command_overrides_are_valid_config_keys(bq, run_id):
     """A typo in an override would fail here, not after an hour of training."""
@@ -48,17 +52,22 @@ def test_train_command_overrides_are_valid_config_keys(bq, run_id):
     base = util.load_config(config_path, interpolate=False)
     for key in overrides:  # thinc would silently add a misspelt leaf key
         node = base
-        for part in key.split("."):
+        section, leaf = key.rsplit(".", 1)
+        for part in section.split("."):
             assert part in node, f"{run_id}: {key} is not in {config_path.name}"
             node = node[part]
+        # a new leaf is only valid as an argument of a function the run also swaps in
+        swapped = any(k.startswith(section + ".@") for k in overrides)
+        assert leaf in node or swapped, f"{run_id}: {key} is not in {config_path.name}"
     config = util.load_config(config_path, overrides=overrides, interpolate=True)
     assert config["training"]["max_steps"] == bq.RUNS[run_id].steps
     assert config["training"]["optimizer"]["learn_rate"]["total_steps"] == bq.RUNS[run_id].steps
-    for key, value in zip(bq.RUNS[run_id].overrides[::2], bq.RUNS[run_id].overrides[1::2]):
+    for key, value in overrides.items():
         node = config
-        for part in key.lstrip("-").split("."):
+        for part in key.split("."):
             node = node[part]
-        assert str(node) == value
+        assert node == value
+    registry.resolve({"optimizer": config["training"]["optimizer"]})  # its arguments fit
 
 
 def _result(scores: dict[str, float]) -> dict:
@@ -249,3 +258,14 @@ def test_levers_compare_mean_and_std_on_the_seeds_both_ran(bq):
                if line.startswith("| `tweeteval-ema`"))
     # baseline 72.0 +/- 1.6 (seeds 0-2 only), result 73.0 +/- 2.2, differences +1, +2, 0
     assert "| macro-F1 72.0 ± 1.6 | 73.0 ± 2.2 | +1.0 ± 0.8; seeds 0, 1, 2 | yes |" in row
+
+
+def test_a_lever_is_judged_on_its_own_metric(bq):
+    assert bq.RUNS["absa-select-polarity"].metric in bq.BENCHMARKS[
+        bq.RUNS["absa-select-polarity"].benchmark].metrics
+    store = {"absa": _result({"detection micro-F1": 0.90, "polarity accuracy": 0.80}),
+             "absa-select-polarity": _result({"detection micro-F1": 0.85,
+                                              "polarity accuracy": 0.82})}
+    row = next(line for line in bq.render_levers(store).splitlines()
+               if line.startswith("| `absa-select-polarity`"))
+    assert "| polarity accuracy 80.0 | 82.0 | +2.0 (detection micro-F1 90.0->85.0) | yes |" in row
