@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -535,11 +536,19 @@ def execute(run_id: str, gpu_id: int, max_steps: int = 0, seed: int = 0,
         "date": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
         "versions": versions(*PACKAGES),
         "command": command,
+        "config_md5": config_md5(bench.config),
         "report": str(report.relative_to(RESULTS) / "report.md"),
     }
 
 
-SEED_KEYS = ("scores", "best_dev", "train_minutes", "report", "load", "date")
+def config_md5(config: str) -> str:
+    """MD5 of ``configs/<config>.cfg`` as run: a lever is only paired with baseline seeds
+    trained from the same file."""
+    return hashlib.md5((REPO / "configs" / f"{config}.cfg").read_bytes()).hexdigest()
+
+
+SEED_KEYS = ("scores", "best_dev", "train_minutes", "report", "load", "date",
+             "config_md5")
 
 
 def merge_seed(previous: dict[str, Any] | None, result: dict[str, Any]) -> dict[str, Any]:
@@ -550,8 +559,16 @@ def merge_seed(previous: dict[str, Any] | None, result: dict[str, Any]) -> dict[
     per_seed: dict[str, Any] = dict((previous or {}).get("per_seed", {}))
     if previous and not per_seed:  # stored before seeds were recorded: it was seed 0
         per_seed[str(previous.get("seed", 0))] = {k: previous.get(k) for k in SEED_KEYS}
+    superseded = list((previous or {}).get("superseded", []))
+    replaced = per_seed.get(str(result["seed"]))
+    if replaced and replaced.get("config_md5") != result.get("config_md5"):
+        # a seed re-run from a changed config: levers measured against the old one still
+        # pair with it (paired_effect)
+        superseded.append({**replaced, "seed": result["seed"]})
     per_seed[str(result["seed"])] = {k: result.get(k) for k in SEED_KEYS}
     merged = {**(previous or {}), **result, "per_seed": per_seed}
+    if superseded:
+        merged["superseded"] = superseded
     merged["seeds"] = sorted(int(k) for k in per_seed)
     merged.pop("scores_std", None)
     if len(per_seed) > 1:
@@ -829,29 +846,38 @@ def render_multitask(store: dict[str, Any]) -> list[str]:
     return lines
 
 
-def seed_scores(entry: dict[str, Any], label: str) -> dict[int, float]:
-    """``label``'s test score per seed of a stored run (a run stored before seeds were
-    recorded is its seed)."""
+def seed_runs(entry: dict[str, Any], superseded: bool = False) -> list[dict[str, Any]]:
+    """A run's stored seeds (with ``superseded``: also those re-run since from a changed
+    config), each with its ``seed``; a run stored before seeds were recorded is its one seed."""
     per_seed = entry.get("per_seed") or {
-        str(entry.get("seed", 0)): {"scores": entry["scores"]}}
-    return {int(seed): e["scores"][label] for seed, e in per_seed.items()
-            if e.get("scores", {}).get(label) is not None}
+        str(entry.get("seed", 0)): {k: entry.get(k) for k in SEED_KEYS}}
+    runs = [{**e, "seed": int(s)} for s, e in per_seed.items()]
+    return runs + (entry.get("superseded", []) if superseded else [])
 
 
 def paired_effect(res: dict[str, Any], base: dict[str, Any], label: str) -> dict[str, Any]:
-    """An experiment against its baseline on the seeds both ran: each side's mean and
-    (population) std, and the per-seed differences in points."""
+    """An experiment against its baseline on the seeds both ran from the same config file
+    (``config_md5``; a baseline seed re-run from a changed config still pairs with the levers
+    measured against the old one): each side's mean and (population) std, and the per-seed
+    differences in points."""
     import statistics
 
-    r, b = seed_scores(res, label), seed_scores(base, label)
-    seeds = sorted(set(r) & set(b))
+    baseline = {(e["seed"], e.get("config_md5")): e["scores"]
+                for e in seed_runs(base, superseded=True)}
+    r, b, base_scores = {}, {}, {}
+    for run in seed_runs(res):
+        paired = baseline.get((run["seed"], run.get("config_md5")), {})
+        if run["scores"].get(label) is not None and paired.get(label) is not None:
+            r[run["seed"]], b[run["seed"]] = run["scores"][label], paired[label]
+            base_scores[run["seed"]] = paired
+    seeds = sorted(r)
     deltas = [100 * (r[s] - b[s]) for s in seeds]
 
     def spread(values: list[float]) -> tuple[float, float | None]:
         return (statistics.fmean(values),
                 statistics.pstdev(values) if len(values) > 1 else None)
 
-    return {"seeds": seeds, "base": spread([b[s] for s in seeds]),
+    return {"seeds": seeds, "base_scores": base_scores, "base": spread([b[s] for s in seeds]),
             "result": spread([r[s] for s in seeds]), "delta": spread(deltas)}
 
 
@@ -895,7 +921,7 @@ def render_levers(store: dict[str, Any]) -> str:
             others = ""
         else:
             others = " (" + ", ".join(
-                f"{k} {pct(base['scores'][k])}->{pct(v)}"
+                f"{k} {pct(effect['base_scores'][seeds[0]].get(k))}->{pct(v)}"
                 for k, v in res["scores"].items() if k != label) + ")"
         seed_note = f"; seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else ""
         sign = "+" if delta >= 0 else "-"

@@ -269,3 +269,22 @@ def test_a_lever_is_judged_on_its_own_metric(bq):
     row = next(line for line in bq.render_levers(store).splitlines()
                if line.startswith("| `absa-select-polarity`"))
     assert "| polarity accuracy 80.0 | 82.0 | +2.0 (detection micro-F1 90.0->85.0) | yes |" in row
+
+
+def test_a_baseline_rerun_from_a_changed_config_keeps_its_old_levers_paired(bq):
+    old_base = {**_result({"macro-F1": 0.70, "accuracy": 0.80}), "seed": 0}  # no config_md5
+    old_lever = {**_result({"macro-F1": 0.72, "accuracy": 0.81}), "seed": 0}
+    base = bq.merge_seed(None, old_base)
+    base = bq.merge_seed(base, {**_result({"macro-F1": 0.76, "accuracy": 0.83}), "seed": 0,
+                                "config_md5": "new"})
+    assert base["scores"]["macro-F1"] == 0.76 and len(base["superseded"]) == 1
+    new_lever = bq.merge_seed(None, {**_result({"macro-F1": 0.75, "accuracy": 0.82}),
+                                     "seed": 0, "config_md5": "new"})
+    store = {"tweeteval": base, "tweeteval-focal": bq.merge_seed(None, old_lever),
+             "tweeteval-ema": new_lever}
+    rows = {line.split("|")[1].strip(): line for line in bq.render_levers(store).splitlines()
+            if line.startswith("| `")}
+    # the old lever against the baseline it was measured with, the new against the new
+    focal, ema = rows["`tweeteval-focal`"], rows["`tweeteval-ema`"]
+    assert "| macro-F1 70.0 | 72.0 | +2.0 (accuracy 80.0->81.0) | yes |" in focal
+    assert "| macro-F1 76.0 | 75.0 | -1.0 (accuracy 83.0->82.0) | no |" in ema
