@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = 13
 Counts = dict[str, tuple[int, Counter]]  # split -> (rows, label occurrences)
 SIZES = {
-    "sst2": {"train": 2000, "dev": 500},
-    "goemotions": {"train": 2000, "dev": 500, "test": 500},
-    "semeval14": {"train": 1200, "dev": 300, "test": 500},
+    "sst2": {"train": 5000, "dev": 500},
+    "goemotions": {"train": 5000, "dev": 500, "test": 500},
+    "semeval14": {"train": 2500, "dev": 300, "test": 500},
 }
 
 
@@ -79,7 +79,7 @@ def _aspects(rec: Record) -> tuple[str, ...]:
 
 
 def make_sst2(data: Path, out: Path) -> Counts:
-    """2,000 train + 500 dev from SST-2 train (disjoint); official dev as test."""
+    """5,000 train + 500 dev from SST-2 train (disjoint); official dev as test."""
     src = data / "sst2"
     test = _records(src / "dev.tsv", "tsv")
     pool = _unique(_records(src / "train.tsv", "tsv"), _norms(test))
@@ -99,7 +99,7 @@ def make_sst2(data: Path, out: Path) -> Counts:
 
 
 def make_goemotions(data: Path, out: Path) -> Counts:
-    """2,000 / 500 / 500 rows from the official GoEmotions splits, without leakage."""
+    """5,000 / 500 / 500 rows from the official GoEmotions splits, without leakage."""
     src = data / "goemotions"
     sizes = SIZES["goemotions"]
     test = _pick(_unique(_records(src / "test.tsv", "goemotions"), set()), sizes["test"], _multi)
@@ -130,7 +130,7 @@ def _write_xml(path: Path, blocks: list[str]) -> None:
 
 
 def make_semeval14(data: Path, out: Path) -> Counts:
-    """Restaurants: 1,200 train + 300 dev from train (disjoint), 500 from the test gold."""
+    """Restaurants: 2,500 train + 300 dev from train (disjoint), 500 from the test gold."""
     src = data / "semeval2014_absa"
     sizes = SIZES["semeval14"]
     files = {"train": src / "Restaurants_Train_v2.xml", "test": src / "Restaurants_Test_Gold.xml"}

@@ -19,13 +19,7 @@ from spacy_senti.training.batchers import (
     configure_batch_by_length,
 )
 
-CONFIG_NAMES = ["sentiment", "emotion", "absa", "aspect_terms", "fewshot"]
-#: configs that keep random batches, and why
-RANDOM_BATCHES = {
-    # its datasets differ in length (SST-2 phrases, SemEval sentences), so length buckets would
-    # mostly hold one dataset per step: kept until `make demo` is re-measured with them
-    "multitask",
-}
+CONFIG_NAMES = ["sentiment", "emotion", "absa", "aspect_terms", "fewshot", "multitask"]
 
 
 def items(n: int, seed: int = 0) -> list[str]:
@@ -156,4 +150,4 @@ def test_configs_batch_by_wordpiece_length(name, tiny_bert):
 def test_every_transformer_config_is_covered():
     """A new transformer config gets the length-bucketed batcher too (or a reason here)."""
     names = {p.stem for p in CONFIGS.glob("*.cfg")}
-    assert set(CONFIG_NAMES) | RANDOM_BATCHES | {"cpu_fast", "logging_mlflow"} == names
+    assert set(CONFIG_NAMES) | {"cpu_fast", "logging_mlflow"} == names
