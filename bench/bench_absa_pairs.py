@@ -190,7 +190,7 @@ def render(result: dict[str, Any]) -> str:
         "# Aspect categories: one pass vs sentence pairs (Sun et al. 2019)",
         "",
         *header(result["command"], seeds=result["seeds"], when="at the end",
-                extra=[f"Load average at start: {result['load']}",
+                extra=[f"Load average at the start of training: {result['load']}",
                        f"torch threads: {result['threads']}"]),
         "",
         f"SemEval-2014 restaurants, categories (`corpus/full/absa`: {result['n_train']:,} "
@@ -233,10 +233,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "absa_pairs.md")
     parser.add_argument("--limit", type=int, default=0,
                         help="first N docs of each split (smoke test; 0: all)")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train and save the pair model, score later with --reuse")
+    parser.add_argument("--reuse", action="store_true",
+                        help="load the pair model a --train-only run saved")
     args = parser.parse_args()
-    if not (args.baseline / "meta.json").exists():
+    model_dir = REPO / "training" / "bench" / f"absa-pairs-seed{args.seed}"
+    if not args.train_only and not (args.baseline / "meta.json").exists():
         raise SystemExit(f"no trained one-pass model at {args.baseline}: run "
                          "`python bench/bench_quality.py absa` first, or pass --baseline DIR")
+    if args.reuse and not (model_dir / "pairs.pt").exists():
+        raise SystemExit(f"no saved pair model in {model_dir}: run with --train-only first")
     if not (CORPUS / "test.spacy").exists():
         subprocess.run([sys.executable, "-m", "weasel", "run", "convert-absa", str(REPO)],
                        check=True)
@@ -246,8 +253,21 @@ def main() -> None:
     from spacy_senti.backbone import resolve_backbone
 
     load_start = load()
-    model, info = train_pairs(resolve_backbone(args.backbone), args.seed, args.epochs,
-                              limit=args.limit)
+    if args.reuse:
+        model = PairModel(resolve_backbone(args.backbone))
+        model.modules.load_state_dict(torch.load(model_dir / "pairs.pt"))
+        info = json.loads((model_dir / "training.json").read_text(encoding="utf8"))
+        load_start = info.get("load", load_start)
+    else:
+        model, info = train_pairs(resolve_backbone(args.backbone), args.seed, args.epochs,
+                                  limit=args.limit)
+        info.update(load=load_start, epochs=args.epochs)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        torch.save(model.modules.state_dict(), model_dir / "pairs.pt")
+        (model_dir / "training.json").write_text(json.dumps(info), encoding="utf8")
+        if args.train_only:
+            print(f"pair model saved to {model_dir}; score it with --reuse")
+            return
     texts, gold, groups = read_split("test", args.limit)
     start = time.perf_counter()
     pair_probs = model.predict(texts, groups)
@@ -263,12 +283,13 @@ def main() -> None:
                      "checkpoint on dev"},
         {"name": "sentence pairs (QA-M), same backbone and pooling", "passes": len(groups),
          **aspect_scores(gold, pair_probs), "docs_per_s": pair_rate,
-         "training": f"{args.epochs} epochs of {info['pairs']:,} pairs ({info['steps']:,} "
+         "training": f"{info['epochs']} epochs of {info['pairs']:,} pairs ({info['steps']:,} "
                      f"steps of 32), best epoch {info['best_epoch']}, "
                      f"{info['train_minutes']} min"},
     ]
     _, dev_gold, _ = read_split("dev", args.limit)
     result = {"rows": rows, "pair_training": info, "seeds": str(args.seed),
+              "inference_load": load(),
               "n_train": len(read_split("train", args.limit)[0]), "n_dev": len(dev_gold),
               "n_test": len(texts), "load": load_start, "date": now(),
               "threads": os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()),
