@@ -22,6 +22,7 @@ RESULTS = BENCH / "results"
 ORDER = [
     "quality",
     "levers",
+    "absa_pairs",
     "speed",
     "speed_aspects",
     "speed_train",
@@ -39,6 +40,7 @@ ORDER = [
 SCRIPTS = {
     "quality": ["bench_quality.py"],  # also runs the lever experiments (one results file)
     "levers": [],  # written by bench_quality.py
+    "absa_pairs": ["bench_absa_pairs.py"],  # needs bench_quality.py absa's model
     "speed": ["bench_speed.py"],
     "speed_aspects": [],  # bench_speed.py --aspects-only
     "speed_train": [],  # bench_speed.py --train
@@ -56,6 +58,7 @@ SCRIPTS = {
 TITLES = {
     "quality": "Quality on the full public benchmarks",
     "levers": "Levers: what each training change did",
+    "absa_pairs": "Aspect categories: one encoder pass vs sentence pairs (Sun et al. 2019)",
     "speed": "Speed: spacy-senti vs raw Hugging Face (inference and training)",
     "speed_aspects": "Speed: aspect terms beside the heads, one encoder pass",
     "speed_train": "Training speed: length-bucketed batches",
