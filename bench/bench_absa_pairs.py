@@ -13,10 +13,10 @@ corpus (``corpus/full/absa``, written by ``weasel run convert-absa``), mean pool
 linear 5-way layer as the grouped head, AdamW at 1e-4 with 6% warm-up and linear decay,
 batches of 32 pairs of similar length; the epoch with the best dev score (mean of detection
 micro-F1 and polarity accuracy) is kept. It scores test with the grouped head's own
-definitions (``spacy_senti.heads.grouped``: a category is detected when its argmax is not
-"absent"; polarity accuracy is the argmax over the four polarities on the gold-present
-categories) and measures docs/s of both on the test sentences in the same process. The
-one-pass row is the model ``bench/bench_quality.py absa`` trained (``--baseline``).
+definitions (``GroupedHead.score``: a category is detected when its argmax is not "absent";
+polarity accuracy is the argmax over the four polarities on the gold-present categories)
+and measures docs/s of both on the test sentences in the same process. The one-pass row is
+the model ``bench/bench_quality.py absa`` trained (``--baseline``).
 
 Writes bench/results/absa_pairs.md and absa_pairs.json.
 """
@@ -68,15 +68,16 @@ def read_split(split: str, limit: int = 0) -> tuple[list[str], np.ndarray, list[
 
 
 def aspect_scores(gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-    """Detection micro-F1 and polarity accuracy, as the grouped head scores them."""
-    from sklearn.metrics import f1_score
+    """Detection micro-F1 and polarity accuracy, scored by the grouped head itself
+    (``GroupedHead.score``) from gold classes (docs x groups) and probabilities (docs x
+    groups x polarities)."""
+    from spacy_senti.heads.grouped import GroupedHead
 
-    pred = probs.argmax(axis=2)
-    detection = f1_score((gold > 0).ravel(), (pred > 0).ravel(), zero_division=0)
-    polarity = probs[:, :, 1:].argmax(axis=2) + 1
-    present = gold > 0
-    return {"detection micro-F1": float(detection),
-            "polarity accuracy": float((polarity[present] == gold[present]).mean())}
+    n, n_groups, n_pol = probs.shape
+    head = GroupedHead("aspect", labels=list(POLARITIES[1:]),
+                       groups=[f"g{i}" for i in range(n_groups)])
+    scores = head.score(np.eye(n_pol)[gold].reshape(n, -1), probs.reshape(n, -1))
+    return {"detection micro-F1": scores["detect_micro_f"], "polarity accuracy": scores["acc"]}
 
 
 class PairModel:

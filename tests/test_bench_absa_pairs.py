@@ -10,8 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spacy_senti.heads.grouped import GroupedHead
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -28,19 +26,19 @@ def pairs():
     return module
 
 
-def test_aspect_scores_match_the_grouped_head(pairs):
-    groups = ["ambience", "anecdotes", "food", "price", "service"]
-    head = GroupedHead("aspect", labels=list(pairs.POLARITIES[1:]), groups=groups)
-    assert head.polarities == list(pairs.POLARITIES)
-    rng = np.random.default_rng(0)
-    n, g, p = 200, len(groups), len(pairs.POLARITIES)
-    gold = rng.choice(p, size=(n, g), p=[0.6, 0.2, 0.1, 0.07, 0.03])
-    probs = rng.dirichlet(np.ones(p), size=(n, g))
-    flat_gold = np.eye(p)[gold].reshape(n, g * p)
-    expected = head.score(flat_gold, probs.reshape(n, g * p))
-    got = pairs.aspect_scores(gold, probs)
-    assert got["detection micro-F1"] == pytest.approx(expected["detect_micro_f"])
-    assert got["polarity accuracy"] == pytest.approx(expected["acc"])
+def test_aspect_scores_read_classes_and_probabilities_per_group(pairs):
+    # 2 sentences x 2 categories; classes index POLARITIES (0 = absent)
+    gold = np.array([[1, 0], [2, 4]])
+    probs = np.zeros((2, 2, len(pairs.POLARITIES)))
+    probs[0, 0] = [0.1, 0.6, 0.1, 0.1, 0.1]  # detected, positive: right
+    probs[0, 1] = [0.1, 0.5, 0.2, 0.1, 0.1]  # detected but absent in gold: a false positive
+    probs[1, 0] = [0.6, 0.1, 0.2, 0.05, 0.05]  # missed; its best polarity (negative) is right
+    probs[1, 1] = [0.1, 0.1, 0.1, 0.2, 0.5]  # conflict: right
+    scores = pairs.aspect_scores(gold, probs)
+    # detection: tp 2, fp 1, fn 1 -> F1 2/3; polarity on the 3 gold-present: all right
+    assert scores == {"detection micro-F1": pytest.approx(2 / 3), "polarity accuracy": 1.0}
+    probs[1, 1] = [0.1, 0.5, 0.1, 0.2, 0.1]
+    assert pairs.aspect_scores(gold, probs)["polarity accuracy"] == pytest.approx(2 / 3)
 
 
 def test_length_batches_keep_every_pair_once_and_group_lengths(pairs):
