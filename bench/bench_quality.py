@@ -519,7 +519,7 @@ def execute(run_id: str, gpu_id: int, max_steps: int = 0, seed: int = 0,
     n_train = count_docs(bench.split("train"))
     extra = {"lexicon": lexicon_comparison(run_id)} if bench.lexicon is not None else {}
     if bench.official_test and not run.untuned:
-        extra["official"] = official_scores(run_id, gpu_id)
+        extra["official"] = official_scores(run_id, gpu_id, seed)
     return {
         **extra,
         "benchmark": run.benchmark,
@@ -551,7 +551,7 @@ def config_md5(config: str) -> str:
 
 
 SEED_KEYS = ("scores", "best_dev", "train_minutes", "report", "load", "date",
-             "config_md5")
+             "config_md5", "official")
 
 
 def merge_seed(previous: dict[str, Any] | None, result: dict[str, Any]) -> dict[str, Any]:
@@ -582,11 +582,31 @@ def merge_seed(previous: dict[str, Any] | None, result: dict[str, Any]) -> dict[
             means[label] = statistics.fmean(values) if values else None
             stds[label] = statistics.pstdev(values) if len(values) > 1 else None
         merged["scores"], merged["scores_std"] = means, stds
+        merged.update(mean_official(per_seed))
         merged["train_minutes"] = round(
             statistics.fmean(e["train_minutes"] for e in per_seed.values()), 1)
         seed0 = per_seed.get("0")
         merged["report"] = seed0["report"] if seed0 else result["report"]
     return merged
+
+
+def mean_official(per_seed: dict[str, Any]) -> dict[str, Any]:
+    """``{"official": ...}``: the seeds' scores on the whole published test file, mean and
+    (population) std over the seeds that have one; ``{}`` when none has."""
+    import statistics
+
+    official = {s: e["official"] for s, e in per_seed.items() if e.get("official")}
+    if not official:
+        return {}
+    labels = next(iter(official.values()))["scores"]
+    return {"official": {
+        "n_test": next(iter(official.values())).get("n_test"),
+        "seeds": sorted(int(s) for s in official),
+        "scores": {k: statistics.fmean(o["scores"][k] for o in official.values())
+                   for k in labels},
+        "scores_std": {k: statistics.pstdev([o["scores"][k] for o in official.values()])
+                       if len(official) > 1 else None for k in labels},
+    }}
 
 
 def lexicon_comparison(run_id: str) -> dict[str, dict[str, float]]:
@@ -612,8 +632,9 @@ def lexicon_comparison(run_id: str) -> dict[str, dict[str, float]]:
     return score_sources(data("test"), stacker)
 
 
-def official_scores(run_id: str, gpu_id: int = -1) -> dict[str, Any]:
-    """Scores on the whole published test file (no cross-split de-duplication)."""
+def official_scores(run_id: str, gpu_id: int = -1, seed: int = 0) -> dict[str, Any]:
+    """Scores of one seed's model on the whole published test file (no cross-split
+    de-duplication)."""
     bench = BENCHMARKS[RUNS[run_id].benchmark]
     shared = REPO.parent / "shared" / "data"
     if not shared.exists():
@@ -631,8 +652,8 @@ def official_scores(run_id: str, gpu_id: int = -1) -> dict[str, Any]:
                 gpu_id=None,
             )
         )
-    model = WORK / run_id / ("model-tuned" if bench.tune else "model-best")
-    report = REPORTS / run_id / "official_test"
+    model = WORK / seed_dir(run_id, seed) / ("model-tuned" if bench.tune else "model-best")
+    report = REPORTS / seed_dir(run_id, seed) / "official_test"
     sh(cli("evaluate", model, test, "--output", report, gpu_id=gpu_id))
     metrics = json.loads((report / "metrics.json").read_text(encoding="utf8"))
     scores = {label: metrics["scores"].get(key) for label, key in bench.metrics.items()}
@@ -752,7 +773,7 @@ def render_quality(store: dict[str, Any]) -> str:
         official = res.get("official")
         primary = official["scores"] if official else res["scores"]
         seeds = res.get("seeds", [res.get("seed", 0)])
-        std = res.get("scores_std") if not official else None
+        std = (official or res).get("scores_std")
         run_cells = [
             f"{res['n_train']:,} / {(official or res)['n_test']:,}",
             f"{res['steps']:,} ({res['epochs']})"
@@ -1002,12 +1023,17 @@ def main() -> None:
         raise SystemExit(f"unknown run(s) {unknown}; choose from {list(RUNS)}")
     if args.lexicon or args.official:
         for run_id in args.runs:
-            if args.lexicon:
-                result = {"lexicon": lexicon_comparison(run_id)}
-            else:
-                result = {"official": official_scores(run_id, args.gpu_id)}
             store = load_store(store_path)
-            store[run_id].update(result)
+            entry = store[run_id]
+            if args.lexicon:
+                entry["lexicon"] = lexicon_comparison(run_id)
+            else:  # each stored seed's (or --seed's) model on the published test file
+                per_seed = entry.setdefault("per_seed", {
+                    str(entry.get("seed", 0)): {k: entry.get(k) for k in SEED_KEYS}})
+                seeds = [args.seed] if args.seed is not None else sorted(map(int, per_seed))
+                for seed in seeds:
+                    per_seed[str(seed)]["official"] = official_scores(run_id, args.gpu_id, seed)
+                entry.update(mean_official(per_seed))
             store_path.write_text(json.dumps(store, indent=2, sort_keys=True), encoding="utf8")
     elif not args.render:
         for run_id in args.runs or list(RUNS):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -288,3 +289,44 @@ def test_a_baseline_rerun_from_a_changed_config_keeps_its_old_levers_paired(bq):
     focal, ema = rows["`tweeteval-focal`"], rows["`tweeteval-ema`"]
     assert "| macro-F1 70.0 | 72.0 | +2.0 (accuracy 80.0->81.0) | yes |" in focal
     assert "| macro-F1 76.0 | 75.0 | -1.0 (accuracy 83.0->82.0) | no |" in ema
+
+
+def test_the_published_test_score_is_averaged_over_the_same_seeds(bq):
+    entry = None
+    for seed, (dedup, whole) in enumerate([(0.90, 0.88), (0.92, 0.90)]):
+        entry = bq.merge_seed(entry, {
+            **_result({"macro-F1": dedup, "accuracy": 0.93}), "seed": seed,
+            "official": {"scores": {"macro-F1": whole, "accuracy": 0.92}, "n_test": 2000}})
+    assert entry["official"]["scores"]["macro-F1"] == pytest.approx(0.89)
+    assert entry["official"]["scores_std"]["macro-F1"] == pytest.approx(0.01)
+    row = next(line for line in bq.render_quality({"carer": entry}).splitlines()
+               if line.startswith("| CARER emotion | macro-F1"))
+    # judged on the whole file's mean (89.0 >= 89.0), the de-duplicated mean beside it
+    assert "| 89.0 ± 1.0 | 91.0 (n=10) | 89.0 | yes |" in row
+
+
+def test_official_scores_evaluate_the_seeds_own_model(bq, tmp_path, monkeypatch):
+    """Every seed used to be scored with seed 0's model on the published test file."""
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    corpus = tmp_path / "corpus"
+    (corpus / "carer").mkdir(parents=True)
+    (corpus / "carer" / "test_official.spacy").touch()
+    monkeypatch.setattr(bq, "REPO", tmp_path / "repo")
+    monkeypatch.setattr(bq, "CORPUS", corpus)
+    monkeypatch.setattr(bq, "WORK", tmp_path / "work")
+    monkeypatch.setattr(bq, "REPORTS", tmp_path / "reports")
+    evaluated = []
+
+    def fake_sh(cmd, log=None):
+        model, out = Path(cmd[cmd.index("evaluate") + 1]), Path(cmd[cmd.index("--output") + 1])
+        evaluated.append(model.relative_to(tmp_path / "work").as_posix())
+        out.mkdir(parents=True)
+        score = 0.9 if "seed2" in str(model) else 0.8
+        (out / "metrics.json").write_text(json.dumps({"n_docs": 2000, "scores": {
+            "senti_emotion_macro_f": score, "senti_emotion_acc": 0.9}}))
+        return 0.0
+
+    monkeypatch.setattr(bq, "sh", fake_sh)
+    assert bq.official_scores("carer", seed=2)["scores"]["macro-F1"] == 0.9
+    assert bq.official_scores("carer", seed=0)["scores"]["macro-F1"] == 0.8
+    assert evaluated == ["carer-seed2/model-best", "carer/model-best"]
