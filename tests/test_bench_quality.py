@@ -330,3 +330,28 @@ def test_official_scores_evaluate_the_seeds_own_model(bq, tmp_path, monkeypatch)
     assert bq.official_scores("carer", seed=2)["scores"]["macro-F1"] == 0.9
     assert bq.official_scores("carer", seed=0)["scores"]["macro-F1"] == 0.8
     assert evaluated == ["carer-seed2/model-best", "carer/model-best"]
+
+
+def test_rewrite_headers_passes_over_reports_without_heads(bq, tmp_path):
+    """An aspect-terms-only report has no "- overall:" line; it used to stop the rewrite."""
+    import srsly
+
+    for name in ("absa-terms-laptops", "sst2"):
+        (tmp_path / name).mkdir()
+    terms = tmp_path / "absa-terms-laptops"
+    srsly.write_json(terms / "metrics.json", {
+        "model": {"name": "training/bench/absa-terms-laptops/model-best", "version": "",
+                  "source": "training/bench/absa-terms-laptops/model-best", "named": False},
+        "data": "corpus/full/absa_terms_laptops/test.spacy", "n_docs": 2, "scores": {}})
+    text = "# Evaluation report: x\n\n- aspect terms: term F1 0.700\n\n## Aspect terms\n"
+    (terms / "report.md").write_text(text, encoding="utf8")
+    srsly.write_json(tmp_path / "sst2" / "metrics.json", {
+        "model": {"name": "en_pipeline", "version": "0.0.0",
+                  "source": "/somewhere/else/repo/training/bench/sst2/model-best"},
+        "data": "/somewhere/else/repo/corpus/full/sst2/test.spacy", "n_docs": 2,
+        "scores": {"senti_macro_f": 0.5, "senti_micro_f": 0.75, "senti_acc": 0.75},
+        "heads": {"sentiment": {"kind": "exclusive", "n": 2}}})
+    (tmp_path / "sst2" / "report.md").write_text("\n".join(OLD_HEADER + ["## Summary"]),
+                                                 encoding="utf8")
+    assert bq.rewrite_headers(tmp_path) == [tmp_path / "sst2"]
+    assert (terms / "report.md").read_text(encoding="utf8") == text
