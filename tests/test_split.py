@@ -66,8 +66,8 @@ def test_multilabel_split_on_real_goemotions_rows(monkeypatch, fallback):
     rows = _goemotions(ASSETS / "goemotions" / "train.tsv")
     labels = [lab for _, lab in rows]
     parts = stratified_split(labels, [0.8, 0.1, 0.1], seed=0)
-    assert [len(p) for p in parts] == [1600, 200, 200]
-    assert len(set(np.concatenate(parts).tolist())) == 2000
+    assert [len(p) for p in parts] == [4000, 500, 500]
+    assert len(set(np.concatenate(parts).tolist())) == 5000
     total = Counter(x for lab in labels for x in lab)
     for part in parts[1:]:
         counts = Counter(x for i in part for x in labels[i])
