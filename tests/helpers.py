@@ -243,3 +243,21 @@ def build_aspects_pipeline(backbone: Path, path: Path, with_textcat: bool = True
         assert found == spans, (doc.text, found, spans)
     nlp.to_disk(path)
     return path
+
+
+def load_bench_script(name: str):
+    """``bench/<name>.py`` imported as a module (``bench/_common.py`` importable, as when it
+    runs as a script)."""
+    import importlib.util
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location(name, repo / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve annotations via sys.modules
+    sys.path.insert(0, str(repo / "bench"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(repo / "bench"))
+    return module

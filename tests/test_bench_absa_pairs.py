@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import load_bench_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def pairs():
-    spec = importlib.util.spec_from_file_location("bench_absa_pairs",
-                                                  REPO / "bench/bench_absa_pairs.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "bench"))
-    return module
+    return load_bench_script("bench_absa_pairs")
 
 
 def test_aspect_scores_read_classes_and_probabilities_per_group(pairs):

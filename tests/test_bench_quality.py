@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import load_bench_script
 from spacy import util
 from spacy.cli._util import parse_config_overrides
 from spacy.util import registry
@@ -19,15 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def bq():
-    spec = importlib.util.spec_from_file_location("bench_quality", REPO / "bench/bench_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_quality"] = module  # dataclasses resolve annotations via sys.modules
-    sys.path.insert(0, str(REPO / "bench"))  # bench/_common.py, as when run as a script
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "bench"))
-    return module
+    return load_bench_script("bench_quality")
 
 
 def test_runs_reference_known_benchmarks_and_baselines(bq):

@@ -4,7 +4,6 @@ use_averages reaching the transformer), on the tiny random BERT (2 layers)."""
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import spacy
 from helpers import (
     REPO,
     SENTIMENT_ROWS,
+    load_bench_script,
     load_config,
     make_examples,
     nlp_from_config,
@@ -329,15 +329,7 @@ def test_callback_without_a_transformer_changes_nothing():
 
 @pytest.fixture(scope="module")
 def bq():
-    spec = importlib.util.spec_from_file_location("bench_quality", REPO / "bench/bench_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_quality"] = module
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "bench"))
-    return module
+    return load_bench_script("bench_quality")
 
 
 @pytest.mark.parametrize("run_id", ["tweeteval-ema", "tweeteval-llrd"])
